@@ -1,0 +1,84 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "memory/gpa.h"
+#include "memory/volatile_slice.h"
+
+namespace keel {
+
+struct MemoryRegionSpec {
+    Gpa start;
+    uint64_t size = 0;
+};
+
+// One contiguous block of guest RAM backed by an anonymous host mapping.
+struct GuestMemoryRegion {
+    Gpa start;
+    uint64_t size = 0;
+    uint8_t* host = nullptr;
+
+    [[nodiscard]] uint64_t end() const { return start.value + size; }  // exclusive
+    [[nodiscard]] bool contains(Gpa gpa, uint64_t len) const {
+        return gpa.value >= start.value && len <= size && gpa.value - start.value <= size - len;
+    }
+};
+
+// The only way to touch guest RAM. Every access checks the whole range
+// [gpa, gpa + len), which must lie inside one region; nothing outside guest
+// RAM is ever reachable through it.
+class GuestMemory {
+public:
+    // Maps anonymous, lazily-populated memory for each region. Regions must be
+    // page-aligned, non-empty and must not overlap. Throws keel::Error.
+    static GuestMemory create(const std::vector<MemoryRegionSpec>& regions);
+
+    GuestMemory(GuestMemory&& other) noexcept;
+    GuestMemory& operator=(GuestMemory&& other) noexcept;
+    GuestMemory(const GuestMemory&) = delete;
+    GuestMemory& operator=(const GuestMemory&) = delete;
+    ~GuestMemory();
+
+    [[nodiscard]] const std::vector<GuestMemoryRegion>& regions() const { return m_regions; }
+    [[nodiscard]] uint64_t total_size() const;
+    [[nodiscard]] bool contains(Gpa gpa, uint64_t len) const { return find(gpa, len) != nullptr; }
+
+    [[nodiscard]] std::optional<VolatileSlice> slice(Gpa gpa, uint64_t len) const;
+    [[nodiscard]] bool read(Gpa gpa, std::span<uint8_t> dst) const;
+    [[nodiscard]] bool write(Gpa gpa, std::span<const uint8_t> src) const;
+
+    template <typename T>
+    [[nodiscard]] std::optional<T> read_obj(Gpa gpa) const {
+        static_assert(std::is_trivially_copyable_v<T>);
+        T value{};
+        if (!read(gpa, std::span(reinterpret_cast<uint8_t*>(&value), sizeof(T)))) return std::nullopt;
+        return value;
+    }
+    template <typename T>
+    [[nodiscard]] bool write_obj(Gpa gpa, const T& value) const {
+        static_assert(std::is_trivially_copyable_v<T>);
+        return write(gpa, std::span(reinterpret_cast<const uint8_t*>(&value), sizeof(T)));
+    }
+
+    // Setup-time variants: throw keel::Error naming `what` when out of range.
+    void write_or_throw(Gpa gpa, std::span<const uint8_t> src, const std::string& what) const;
+    template <typename T>
+    void write_obj_or_throw(Gpa gpa, const T& value, const std::string& what) const {
+        static_assert(std::is_trivially_copyable_v<T>);
+        write_or_throw(gpa, std::span(reinterpret_cast<const uint8_t*>(&value), sizeof(T)), what);
+    }
+
+private:
+    GuestMemory() = default;
+    [[nodiscard]] const GuestMemoryRegion* find(Gpa gpa, uint64_t len) const;
+    void unmap_all();
+
+    std::vector<GuestMemoryRegion> m_regions;
+};
+
+}  // namespace keel
