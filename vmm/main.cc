@@ -1,1 +1,64 @@
-int main() { return 0; }
+// keel's entry point: parse the command line, build the VM, run it, report.
+// Every setup error ends here as one line on stderr and a non-zero exit.
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+
+#include "cli/cli.h"
+#include "common/error.h"
+#include "core/machine.h"
+
+namespace {
+
+void setup_logging(const std::string& level) {
+    // Logs go to stderr: stdout is the guest's console.
+    auto logger = spdlog::stderr_color_mt("keel");
+    logger->set_pattern("[keel %^%l%$] %v");
+    spdlog::set_default_logger(logger);
+    spdlog::set_level(spdlog::level::from_str(level));
+}
+
+void report(keel::Machine& machine, const keel::VmConfig& config) {
+    auto& stats = machine.stats();
+    if (config.print_stats) std::cerr << stats.to_text() << std::flush;
+    if (!config.stats_json_path.empty()) {
+        std::ofstream out(config.stats_json_path);
+        out << stats.to_json().dump(2) << "\n";
+        if (!out) throw keel::Error("cannot write --stats-json file '" + config.stats_json_path + "'");
+    }
+}
+
+int run(const keel::CliOutcome& cli) {
+    setup_logging(cli.log_level);
+    auto machine = keel::Machine::create(cli.config);
+    const int status = machine->run();
+    report(*machine, cli.config);
+    const auto& stats = machine->stats();
+    if (stats.stop_reason == "error") {
+        std::fprintf(stderr, "error: %s\n", stats.stop_detail.c_str());
+    }
+    return status;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    const std::vector<std::string> args(argv + 1, argv + argc);
+    const auto cli = keel::parse_command_line(args);
+    if (cli.command == keel::CliCommand::Exit) {
+        std::fputs(cli.message.c_str(), cli.message_is_error ? stderr : stdout);
+        if (cli.message_is_error) std::fputc('\n', stderr);
+        return cli.exit_code;
+    }
+    try {
+        return run(cli);
+    } catch (const keel::Error& e) {
+        std::fprintf(stderr, "error: %s\n", e.what());
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "error: internal: %s\n", e.what());
+    }
+    return 1;
+}

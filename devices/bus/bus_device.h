@@ -24,4 +24,17 @@ public:
     virtual void trigger() = 0;
 };
 
+// What a guest can ask of the machine itself: ACPI S5 or the i8042 reset
+// line / ACPI reset register.
+enum class VmExitRequest : uint8_t { PowerOff, Reboot };
+
+// Implemented by the VM: stops every vCPU and makes keel exit with status 0.
+// Called on a vCPU thread, possibly by several devices and several vCPUs at
+// once: it must be idempotent and must not wait for the calling vCPU to stop.
+class VmLifecycle {
+public:
+    virtual ~VmLifecycle() = default;
+    virtual void request_exit(VmExitRequest request) = 0;
+};
+
 }  // namespace keel

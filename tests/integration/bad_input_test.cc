@@ -1,0 +1,139 @@
+// Bad input from the command line: each case must end with exactly one line on
+// stderr starting with "error:", a non-zero exit, and no crash. These run
+// before keel touches KVM, so they run on every host.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+
+#include "guest_files.h"
+#include "process.h"
+
+using namespace keel::test;
+
+namespace {
+
+ProcessResult run_keel(std::vector<std::string> args) {
+    args.insert(args.begin(), keel_binary());
+    ProcessOptions options;
+    options.timeout = std::chrono::seconds(60);
+    return run_process(args, options);
+}
+
+void require_one_line_error(const ProcessResult& r, const std::string& expected) {
+    INFO("stdout: " << r.out);
+    INFO("stderr: " << r.err);
+    CHECK_FALSE(r.timed_out);
+    CHECK(r.term_signal == 0);
+    CHECK(r.exit_code > 0);
+    REQUIRE_FALSE(r.err.empty());
+    CHECK(r.err.rfind("error: ", 0) == 0);
+    CHECK(r.err.find('\n') == r.err.size() - 1);  // exactly one line
+    CHECK(r.err.find(expected) != std::string::npos);
+    CHECK(r.err.find("terminate called") == std::string::npos);
+    CHECK(r.err.find("Sanitizer") == std::string::npos);
+}
+
+std::string write_file(const std::string& dir, const std::string& name, const std::string& content) {
+    const std::string path = dir + "/" + name;
+    std::ofstream(path, std::ios::binary) << content;
+    return path;
+}
+
+std::string truncated_copy(const std::string& from, const std::string& to, uintmax_t size) {
+    std::filesystem::copy_file(from, to, std::filesystem::copy_options::overwrite_existing);
+    std::filesystem::resize_file(to, size);
+    return to;
+}
+
+}  // namespace
+
+TEST_CASE("a missing kernel is a one-line error", "[cli]") {
+    require_one_line_error(run_keel({"run", "--kernel", "/nonexistent/bzImage"}),
+                           "cannot open kernel image '/nonexistent/bzImage': No such file or directory");
+}
+
+TEST_CASE("a text file as kernel is a one-line error", "[cli]") {
+    const auto dir = scratch_dir();
+    const auto text = write_file(dir, "kernel.txt", "this is not a kernel\n");
+    require_one_line_error(run_keel({"run", "--kernel", text}), "kernel.txt");
+}
+
+TEST_CASE("a truncated bzImage is a one-line error", "[cli]") {
+    const auto guest = stock_guest();
+    const auto dir = scratch_dir();
+    const auto cut = truncated_copy(guest.kernel, dir + "/bzImage-cut", 100 * 1024);
+    require_one_line_error(run_keel({"run", "--kernel", cut}), "truncated");
+}
+
+// An ELF64 x86-64 executable with one PT_LOAD segment and no notes at all.
+std::string elf_without_pvh_note() {
+    std::string elf(4096, '\0');
+    const auto put = [&](size_t offset, uint64_t value, size_t width) {
+        for (size_t i = 0; i < width; ++i) elf[offset + i] = static_cast<char>((value >> (8 * i)) & 0xff);
+    };
+    elf.replace(0, 4, "\x7f" "ELF");
+    put(4, 2, 1);           // ELFCLASS64
+    put(5, 1, 1);           // little endian
+    put(6, 1, 1);           // EV_CURRENT
+    put(16, 2, 2);          // ET_EXEC
+    put(18, 62, 2);         // EM_X86_64
+    put(20, 1, 4);          // e_version
+    put(24, 0x1000000, 8);  // e_entry
+    put(32, 64, 8);         // e_phoff
+    put(52, 64, 2);         // e_ehsize
+    put(54, 56, 2);         // e_phentsize
+    put(56, 1, 2);          // e_phnum
+    put(64, 1, 4);          // PT_LOAD
+    put(64 + 4, 5, 4);      // R+X
+    put(64 + 8, 0, 8);      // p_offset
+    put(64 + 16, 0x1000000, 8);
+    put(64 + 24, 0x1000000, 8);
+    put(64 + 32, 4096, 8);  // p_filesz
+    put(64 + 40, 4096, 8);  // p_memsz
+    put(64 + 48, 4096, 8);  // p_align
+    return elf;
+}
+
+TEST_CASE("an ELF without a PVH note is a one-line error", "[cli]") {
+    const auto dir = scratch_dir();
+    const auto vmlinux = write_file(dir, "vmlinux", elf_without_pvh_note());
+    require_one_line_error(run_keel({"run", "--kernel", vmlinux}), "PVH");
+    // A shared object is no kernel either, and says so.
+    require_one_line_error(run_keel({"run", "--kernel", "/bin/true"}), "/bin/true");
+}
+
+TEST_CASE("impossible sizes and counts are one-line errors", "[cli]") {
+    const auto guest = stock_guest();
+    require_one_line_error(run_keel({"run", "--kernel", guest.kernel, "--memory", "0"}), "--memory");
+    require_one_line_error(run_keel({"run", "--kernel", guest.kernel, "--memory", "1T"}), "more than this host's memory");
+    require_one_line_error(run_keel({"run", "--kernel", guest.kernel, "--memory", "lots"}), "--memory");
+    require_one_line_error(run_keel({"run", "--kernel", guest.kernel, "--cpus", "0"}), "--cpus");
+    require_one_line_error(run_keel({"run", "--kernel", guest.kernel, "--cpus", "1000"}), "--cpus");
+}
+
+TEST_CASE("an initrd larger than guest memory is a one-line error", "[cli]") {
+    const auto guest = stock_guest();
+    const auto dir = scratch_dir();
+    const std::string big = dir + "/big-initrd";
+    std::ofstream(big).close();
+    std::filesystem::resize_file(big, 300ull << 20);  // sparse
+    require_one_line_error(run_keel({"run", "--kernel", guest.kernel, "--initrd", big, "--memory", "256M"}),
+                           "does not fit");
+}
+
+TEST_CASE("an unknown flag is a one-line error", "[cli]") {
+    require_one_line_error(run_keel({"run", "--kernel", "x", "--frobnicate"}), "--frobnicate");
+    require_one_line_error(run_keel({"--frobnicate"}), "--frobnicate");
+}
+
+TEST_CASE("--version and run --help say what keel is", "[cli]") {
+    const auto version = run_keel({"--version"});
+    CHECK(version.exit_code == 0);
+    CHECK(version.out.rfind("keel ", 0) == 0);
+    const auto help = run_keel({"run", "--help"});
+    CHECK(help.exit_code == 0);
+    CHECK(help.out.find("--kernel") != std::string::npos);
+    CHECK(help.out.find("--memory") != std::string::npos);
+    CHECK(help.out.find("Ctrl-A x") != std::string::npos);
+}

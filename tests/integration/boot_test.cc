@@ -1,0 +1,129 @@
+// Boots real Linux guests (needs /dev/kvm: scripts/test runs these inside
+// scripts/kvm-sandbox where the host has none) and asserts on what the guest
+// itself reports over its console.
+#include <catch2/catch.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+
+#include "guest_files.h"
+#include "process.h"
+
+using namespace keel::test;
+
+namespace {
+
+struct Boot {
+    ProcessResult result;
+    nlohmann::json stats;
+};
+
+Boot boot(const GuestImage& guest, const std::string& kernel, uint32_t cpus, const std::string& memory,
+          const std::string& extra_cmdline = "", ProcessOptions options = {}) {
+    const auto dir = scratch_dir();
+    const std::string stats_path = dir + "/stats.json";
+    std::vector<std::string> argv{keel_binary(), "run",        "--kernel",   kernel,
+                                  "--initrd",    guest.initrd, "--cpus",     std::to_string(cpus),
+                                  "--memory",    memory,       "--stats-json", stats_path,
+                                  "--cmdline",   "console=ttyS0 reboot=k panic=-1 " + extra_cmdline};
+    options.timeout = std::chrono::seconds(600);
+    Boot b{run_process(argv, options), {}};
+    std::ifstream stats(stats_path);
+    if (stats) b.stats = nlohmann::json::parse(stats, nullptr, false);
+    return b;
+}
+
+void require_clean_exit(const Boot& b) {
+    INFO("guest console:\n" << b.result.out);
+    INFO("keel stderr:\n" << b.result.err);
+    REQUIRE_FALSE(b.result.timed_out);
+    REQUIRE(b.result.exit_code == 0);
+    REQUIRE(marker(b.result.out, "boot-ok").has_value());
+}
+
+void check_guest_sees(const Boot& b, uint32_t cpus, uint64_t memory_mib) {
+    INFO("guest console:\n" << b.result.out);
+    CHECK(marker(b.result.out, "cpus") == std::to_string(cpus));
+    const auto mem = marker(b.result.out, "mem_total_kb");
+    REQUIRE(mem.has_value());
+    const uint64_t kib = std::stoull(*mem);
+    // MemTotal excludes what the kernel reserved for itself: expect 80-100%.
+    CHECK(kib <= memory_mib * 1024);
+    CHECK(kib >= memory_mib * 1024 * 8 / 10);
+}
+
+void check_boot_timer_marked(const Boot& b) {
+    INFO("stats: " << b.stats.dump());
+    REQUIRE(b.stats.is_object());
+    bool userspace_mark = false;
+    for (const auto& mark : b.stats["guest_marks"]) {
+        if (mark["source"] == "mmio" && mark["code"] == 123) userspace_mark = true;
+    }
+    CHECK(userspace_mark);
+    CHECK(b.stats["exits"]["total"].get<uint64_t>() > 0);
+    CHECK(b.stats["memory_kib"]["overhead"]["rss"].get<uint64_t>() > 0);
+}
+
+void boot_and_check(const GuestImage& guest, const std::string& kernel, uint32_t cpus, uint64_t memory_mib) {
+    const auto b = boot(guest, kernel, cpus, std::to_string(memory_mib) + "M");
+    require_clean_exit(b);
+    check_guest_sees(b, cpus, memory_mib);
+    check_boot_timer_marked(b);
+    CHECK(b.stats["stop_reason"] == "poweroff");
+}
+
+}  // namespace
+
+TEST_CASE("stock Debian kernel boots with 1 vCPU and 256 MiB", "[kvm]") {
+    const auto guest = stock_guest();
+    boot_and_check(guest, guest.kernel, 1, 256);
+}
+
+TEST_CASE("stock Debian kernel boots with 4 vCPUs and 2 GiB", "[kvm]") {
+    const auto guest = stock_guest();
+    boot_and_check(guest, guest.kernel, 4, 2048);
+}
+
+TEST_CASE("minimal kernel boots with 1 vCPU and 256 MiB", "[kvm]") {
+    const auto guest = minimal_guest();
+    if (guest.kernel.empty()) {
+        WARN("minimal kernel not built (guest-images/build-minimal-kernel): not tested");
+        return;
+    }
+    boot_and_check(guest, guest.kernel, 1, 256);
+}
+
+TEST_CASE("minimal kernel boots with 4 vCPUs and 2 GiB", "[kvm]") {
+    const auto guest = minimal_guest();
+    if (guest.kernel.empty()) {
+        WARN("minimal kernel not built (guest-images/build-minimal-kernel): not tested");
+        return;
+    }
+    boot_and_check(guest, guest.kernel, 4, 2048);
+}
+
+TEST_CASE("minimal kernel boots as an ELF vmlinux through its PVH entry", "[kvm]") {
+    const auto guest = minimal_guest();
+    if (guest.vmlinux.empty()) {
+        WARN("minimal kernel not built (guest-images/build-minimal-kernel): not tested");
+        return;
+    }
+    boot_and_check(guest, guest.vmlinux, 2, 512);
+}
+
+TEST_CASE("a guest reboot ends keel with exit status 0", "[kvm]") {
+    const auto guest = stock_guest();
+    const auto b = boot(guest, guest.kernel, 1, "256M", "keel.action=reboot");
+    require_clean_exit(b);
+    CHECK(b.stats["stop_reason"] == "reboot");
+}
+
+TEST_CASE("the serial console takes input: a guest shell runs commands", "[kvm]") {
+    const auto guest = stock_guest();
+    ProcessOptions options;
+    options.script = {{"KEEL-TEST boot-ok", "echo shell-$((6*7))\n"}, {"shell-42", "exit\n"}};
+    const auto b = boot(guest, guest.kernel, 1, "256M", "keel.action=shell", options);
+    require_clean_exit(b);
+    CHECK(b.result.out.find("shell-42") != std::string::npos);
+}

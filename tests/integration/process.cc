@@ -1,0 +1,128 @@
+#include "process.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+#include <stdexcept>
+
+namespace keel::test {
+
+namespace {
+
+void set_nonblocking(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
+
+std::vector<char*> c_argv(const std::vector<std::string>& argv) {
+    std::vector<char*> out;
+    for (const auto& a : argv) out.push_back(const_cast<char*>(a.c_str()));
+    out.push_back(nullptr);
+    return out;
+}
+
+}  // namespace
+
+ProcessResult run_process(const std::vector<std::string>& argv, const ProcessOptions& options) {
+    int in_pipe[2], out_pipe[2], err_pipe[2];
+    if (pipe2(in_pipe, O_CLOEXEC) != 0 || pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0) {
+        throw std::runtime_error("pipe2 failed");
+    }
+    auto args = c_argv(argv);
+    const pid_t pid = fork();
+    if (pid < 0) throw std::runtime_error("fork failed");
+    if (pid == 0) {
+        dup2(in_pipe[0], 0);
+        dup2(out_pipe[1], 1);
+        dup2(err_pipe[1], 2);
+        execv(args[0], args.data());
+        dprintf(2, "exec %s: %s\n", args[0], strerror(errno));
+        _exit(127);
+    }
+    close(in_pipe[0]);
+    close(out_pipe[1]);
+    close(err_pipe[1]);
+    signal(SIGPIPE, SIG_IGN);
+    set_nonblocking(out_pipe[0]);
+    set_nonblocking(err_pipe[0]);
+
+    ProcessResult result;
+    int stdin_fd = in_pipe[1];
+    const auto send = [&](const std::string& text) {
+        if (stdin_fd >= 0 && !text.empty()) (void)!write(stdin_fd, text.data(), text.size());
+    };
+    send(options.input);
+    size_t script_step = 0;
+    if (!options.keep_stdin_open && options.script.empty()) {
+        close(stdin_fd);
+        stdin_fd = -1;
+    }
+
+    const auto deadline = std::chrono::steady_clock::now() + options.timeout;
+    bool out_open = true, err_open = true;
+    while (out_open || err_open) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) {
+            result.timed_out = true;
+            kill(pid, SIGKILL);
+            break;
+        }
+        pollfd fds[2] = {{out_open ? out_pipe[0] : -1, POLLIN, 0}, {err_open ? err_pipe[0] : -1, POLLIN, 0}};
+        poll(fds, 2, static_cast<int>(std::min<long>(left.count(), 1000)));
+        char buf[65536];
+        for (int i = 0; i < 2; ++i) {
+            if (fds[i].revents == 0) continue;
+            const ssize_t n = read(fds[i].fd, buf, sizeof buf);
+            if (n > 0) {
+                (i == 0 ? result.out : result.err).append(buf, static_cast<size_t>(n));
+            } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+                (i == 0 ? out_open : err_open) = false;
+            }
+        }
+        while (script_step < options.script.size() &&
+               result.out.find(options.script[script_step].first) != std::string::npos) {
+            send(options.script[script_step].second);
+            ++script_step;
+        }
+    }
+    if (stdin_fd >= 0) close(stdin_fd);
+    close(out_pipe[0]);
+    close(err_pipe[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
+    if (WIFSIGNALED(status)) result.term_signal = WTERMSIG(status);
+    return result;
+}
+
+std::vector<std::pair<std::string, std::string>> guest_markers(const std::string& text) {
+    std::vector<std::pair<std::string, std::string>> markers;
+    std::istringstream lines(text);
+    std::string line;
+    while (std::getline(lines, line)) {
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        const auto pos = line.find("KEEL-TEST ");
+        if (pos == std::string::npos) continue;
+        const std::string body = line.substr(pos + 10);
+        const auto eq = body.find('=');
+        markers.emplace_back(body.substr(0, eq), eq == std::string::npos ? "" : body.substr(eq + 1));
+    }
+    return markers;
+}
+
+std::optional<std::string> marker(const std::string& text, const std::string& key) {
+    for (const auto& [k, v] : guest_markers(text)) {
+        if (k == key) return v;
+    }
+    return std::nullopt;
+}
+
+std::string env_or(const char* name, const std::string& fallback) {
+    const char* value = std::getenv(name);
+    return value != nullptr && *value != '\0' ? value : fallback;
+}
+
+}  // namespace keel::test

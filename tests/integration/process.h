@@ -1,0 +1,37 @@
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace keel::test {
+
+struct ProcessResult {
+    int exit_code = -1;     // -1 when killed by a signal or the deadline
+    int term_signal = 0;
+    bool timed_out = false;
+    std::string out;
+    std::string err;
+};
+
+// Runs argv[0] (a path) with argv, feeding `input` to its stdin (then closing
+// it, unless keep_stdin_open), capturing stdout and stderr, killing it after
+// `timeout`. `on_output` may return text to write to stdin when the output so
+// far calls for it (an interactive exchange); it is called after each read.
+struct ProcessOptions {
+    std::chrono::seconds timeout{300};
+    std::string input;
+    bool keep_stdin_open = false;
+    std::vector<std::pair<std::string, std::string>> script;  // (wait for text, then send)
+};
+
+ProcessResult run_process(const std::vector<std::string>& argv, const ProcessOptions& options = {});
+
+// Lines of `text` starting with "KEEL-TEST ", as key -> value ("boot-ok" -> "").
+std::vector<std::pair<std::string, std::string>> guest_markers(const std::string& text);
+std::optional<std::string> marker(const std::string& text, const std::string& key);
+
+std::string env_or(const char* name, const std::string& fallback);
+
+}  // namespace keel::test

@@ -1,0 +1,103 @@
+#include "cli/cli.h"
+
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <sstream>
+
+#include "common/error.h"
+#include "common/units.h"
+#include "keel/version.h"
+
+namespace keel {
+
+namespace {
+
+struct RawRunOptions {
+    std::string memory = "256M";
+};
+
+void add_run_options(CLI::App& run, VmConfig& config, RawRunOptions& raw, std::string& log_level) {
+    run.add_option("--kernel", config.kernel_path,
+                   "Guest kernel: a bzImage, or an uncompressed ELF vmlinux with a PVH entry note")
+        ->required();
+    run.add_option("--initrd", config.initrd_path, "Initial ramdisk (cpio archive, optionally compressed)");
+    run.add_option("--cmdline", config.cmdline, "Kernel command line")->capture_default_str();
+    run.add_option("--cpus", config.vcpus, "Number of vCPUs")->capture_default_str();
+    run.add_option("--memory", raw.memory, "Guest RAM, e.g. 256M, 1G (a bare number means MiB)")
+        ->capture_default_str();
+    run.add_flag("--stats", config.print_stats,
+                 "When the guest exits, print boot phases, VM exits and memory overhead to stderr");
+    run.add_option("--stats-json", config.stats_json_path, "Write the same statistics as JSON to FILE");
+    run.add_option("--log-level", log_level, "error, warn, info, debug or trace")
+        ->check(CLI::IsMember({"error", "warn", "info", "debug", "trace", "off"}))
+        ->capture_default_str();
+    run.footer(
+        "The guest's serial console (ttyS0) is this terminal. When stdin is a terminal it is in raw "
+        "mode: Ctrl-A x quits, Ctrl-A h shows the console escapes.\n"
+        "keel exits 0 when the guest powers off or reboots.");
+}
+
+std::string one_line(std::string text) {
+    std::replace(text.begin(), text.end(), '\n', ' ');
+    while (!text.empty() && text.back() == ' ') text.pop_back();
+    return text;
+}
+
+}  // namespace
+
+CliOutcome parse_command_line(const std::vector<std::string>& args) {
+    CliOutcome outcome;
+    CLI::App app("keel: a small, fast virtual machine monitor for Linux KVM", "keel");
+    app.set_version_flag("--version,-V", std::string("keel ") + kVersion);
+    app.require_subcommand(1);
+    app.footer("Run 'keel run --help' for the options of a command.");
+    RawRunOptions raw;
+    CLI::App* run = app.add_subcommand("run", "Boot a Linux guest with its serial console on this terminal");
+    add_run_options(*run, outcome.config, raw, outcome.log_level);
+
+    // CLI11 reports a missing subcommand before an unknown option; name the
+    // option instead, which is what the user got wrong.
+    if (!args.empty() && args.front().starts_with("-") && args.front() != "--help" && args.front() != "-h" &&
+        args.front() != "--version" && args.front() != "-V") {
+        outcome.exit_code = 2;
+        outcome.message_is_error = true;
+        outcome.message = "error: unknown option '" + args.front() + "' (see 'keel --help')";
+        return outcome;
+    }
+    // CLI11 wants argv order reversed when given a vector.
+    std::vector<std::string> reversed(args.rbegin(), args.rend());
+    try {
+        app.parse(reversed);
+    } catch (const CLI::CallForHelp&) {
+        const bool for_run = !args.empty() && args.front() == "run";
+        outcome.message = for_run ? run->help() : app.help();
+        return outcome;
+    } catch (const CLI::CallForVersion&) {
+        outcome.message = std::string("keel ") + kVersion + "\n";
+        return outcome;
+    } catch (const CLI::ParseError& e) {
+        if (args.empty()) {
+            outcome.message = app.help();
+            outcome.exit_code = 2;
+            return outcome;
+        }
+        outcome.exit_code = 2;
+        outcome.message_is_error = true;
+        outcome.message = "error: " + one_line(e.what()) + " (see 'keel " +
+                          (!args.empty() && args.front() == "run" ? "run " : "") + "--help')";
+        return outcome;
+    }
+    try {
+        outcome.config.memory_bytes = parse_memory_size(raw.memory, "--memory");
+    } catch (const Error& e) {
+        outcome.exit_code = 2;
+        outcome.message_is_error = true;
+        outcome.message = std::string("error: ") + e.what();
+        return outcome;
+    }
+    outcome.command = CliCommand::Run;
+    return outcome;
+}
+
+}  // namespace keel

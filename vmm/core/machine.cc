@@ -1,0 +1,106 @@
+#include "core/machine.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "common/error.h"
+#include "core/event_loop.h"
+#include "core/terminal.h"
+#include "legacy/i8042.h"
+#include "legacy/serial.h"
+
+namespace keel {
+
+Machine::Machine(const VmConfig& config) : m_config(config) {}
+
+Machine::~Machine() { stop_vcpu_threads(); }
+
+int Machine::run() {
+    RawTerminal raw_terminal(STDIN_FILENO);
+    // Wakes the event loop when the UART has room again after a burst of input.
+    UniqueFd rx_room(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!rx_room.valid()) throw_errno("eventfd");
+    m_serial->set_rx_room_callback([fd = rx_room.get()] {
+        const uint64_t one = 1;
+        (void)!::write(fd, &one, sizeof one);
+    });
+    EventLoop loop(m_stop, STDIN_FILENO, rx_room.get(),
+                   ConsoleSink{[this](std::span<const uint8_t> bytes) { return m_serial->enqueue_input(bytes); }},
+                   raw_terminal.active());
+    start_vcpu_threads();
+    loop.run();
+    stop_vcpu_threads();
+    if (m_first_run_ns.load() != 0) m_stats.phase_at("first KVM_RUN", m_first_run_ns.load());
+    m_stats.phase("guest stopped");
+    collect_stats();
+    m_serial->set_rx_room_callback({});
+    return exit_status();
+}
+
+void Machine::start_vcpu_threads() {
+    install_vcpu_kick_signal();
+    // vCPU threads inherit this mask: termination signals go to the event
+    // loop's signalfd only, never interrupt a vCPU.
+    sigset_t blocked, previous;
+    sigemptyset(&blocked);
+    sigaddset(&blocked, SIGINT);
+    sigaddset(&blocked, SIGTERM);
+    sigaddset(&blocked, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &blocked, &previous);
+    for (auto& runner : m_runners) {
+        m_threads.emplace_back([r = runner.get()] {
+            const std::string name = "keel-vcpu" + std::to_string(r->index());
+            pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
+            r->run();
+        });
+    }
+    pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+}
+
+void Machine::stop_vcpu_threads() {
+    if (m_threads.empty()) return;
+    if (!m_stop.stopping()) m_stop.stop(StopReason::Signal, "keel is shutting down");
+    // A vCPU may sit in KVM_RUN (halted, waiting for an interrupt) for ever:
+    // immediate_exit covers a vCPU about to enter, the signal one inside.
+    for (size_t i = 0; i < m_threads.size(); ++i) {
+        m_runners[i]->request_immediate_exit();
+        pthread_kill(m_threads[i].native_handle(), vcpu_kick_signal());
+    }
+    for (auto& t : m_threads) t.join();
+    m_threads.clear();
+}
+
+void Machine::collect_stats() {
+    m_stats.stop_reason = stop_reason_name(m_stop.reason());
+    m_stats.stop_detail = m_stop.detail();
+    for (const auto& r : m_runners) m_stats.exits.merge(r->counters());
+    for (const auto& e : m_pio.entries()) m_stats.pio_devices.push_back({e.base, e.length, e.name});
+    for (const auto& e : m_mmio.entries()) m_stats.mmio_devices.push_back({e.base, e.length, e.name});
+    std::vector<AddressRange> guest_ram;
+    for (const auto& region : m_memory->regions()) {
+        const auto host = reinterpret_cast<uint64_t>(region.host);
+        guest_ram.emplace_back(host, host + region.size);
+    }
+    m_stats.memory = measure_memory(guest_ram);
+}
+
+int Machine::exit_status() const {
+    switch (m_stop.reason()) {
+        case StopReason::PowerOff:
+        case StopReason::Reboot:
+        case StopReason::ConsoleQuit:
+            return 0;
+        case StopReason::TripleFault:
+            // Some kernels reboot by triple-faulting; count it as a reboot.
+            return 0;
+        case StopReason::Signal: return 128 + SIGTERM;
+        case StopReason::Error:
+        case StopReason::None: return 1;
+    }
+    return 1;
+}
+
+}  // namespace keel

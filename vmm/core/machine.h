@@ -1,0 +1,78 @@
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "bus/bus.h"
+#include "core/stop_controller.h"
+#include "core/vcpu_runner.h"
+#include "core/vm_config.h"
+#include "core/vm_stats.h"
+#include "kvm/kvm.h"
+#include "kvm/vm.h"
+#include "loader/loaded_kernel.h"
+#include "memory/guest_memory.h"
+
+namespace keel {
+
+class Serial;
+class I8042;
+
+// One VM: guest memory, the KVM VM, devices on two buses, one thread per
+// vCPU. Built by create() as a list of small named steps (machine_builder.cc);
+// run() drives it until the guest stops.
+class Machine {
+public:
+    // Throws keel::Error with a one-line message when anything about the
+    // config, the images or the host is wrong. Images are loaded before KVM
+    // is touched, so bad input fails fast on any host.
+    static std::unique_ptr<Machine> create(const VmConfig& config);
+    ~Machine();
+    Machine(const Machine&) = delete;
+    Machine& operator=(const Machine&) = delete;
+
+    // Runs until the guest powers off, reboots or keel is told to stop.
+    // Returns keel's exit status.
+    int run();
+
+    [[nodiscard]] VmStats& stats() { return m_stats; }
+
+private:
+    explicit Machine(const VmConfig& config);
+
+    // Build steps, in order.
+    void create_guest_memory();
+    void load_kernel_and_initrd();
+    void write_platform_description();
+    void open_kvm();
+    void register_guest_memory();
+    void create_legacy_devices();
+    void create_vcpus();
+
+    void start_vcpu_threads();
+    void stop_vcpu_threads();
+    void collect_stats();
+    [[nodiscard]] int exit_status() const;
+
+
+    VmConfig m_config;
+    VmStats m_stats;
+    StopController m_stop;
+    std::optional<GuestMemory> m_memory;
+    std::optional<LoadedKernel> m_kernel;
+    std::optional<Kvm> m_kvm;
+    std::optional<Vm> m_vm;
+    Bus m_pio{BusKind::Pio};
+    Bus m_mmio{BusKind::Mmio};
+    std::unique_ptr<VmLifecycle> m_lifecycle;
+    std::shared_ptr<Serial> m_serial;
+    std::shared_ptr<I8042> m_i8042;
+    std::vector<std::unique_ptr<VcpuRunner>> m_runners;
+    std::vector<std::thread> m_threads;
+    std::atomic<uint64_t> m_first_run_ns{0};
+};
+
+}  // namespace keel

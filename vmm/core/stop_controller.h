@@ -1,0 +1,34 @@
+#pragma once
+
+#include <atomic>
+#include <mutex>
+#include <string>
+
+#include "common/fd.h"
+#include "core/vcpu_runner.h"
+
+namespace keel {
+
+// Records why the VM stops (first caller wins) and wakes the main thread
+// through an eventfd, from any thread.
+class StopController final : public StopSink {
+public:
+    StopController();
+
+    void stop(StopReason reason, const std::string& detail) override;
+    [[nodiscard]] bool stopping() const override { return m_reason.load(std::memory_order_acquire) != StopReason::None; }
+
+    [[nodiscard]] StopReason reason() const { return m_reason.load(std::memory_order_acquire); }
+    [[nodiscard]] std::string detail() const;
+    [[nodiscard]] int wake_fd() const { return m_wake.get(); }
+
+private:
+    std::atomic<StopReason> m_reason{StopReason::None};
+    mutable std::mutex m_detail_mutex;
+    std::string m_detail;
+    UniqueFd m_wake;
+};
+
+[[nodiscard]] const char* stop_reason_name(StopReason reason);
+
+}  // namespace keel

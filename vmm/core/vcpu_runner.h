@@ -1,0 +1,62 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "bus/bus.h"
+#include "core/exit_counters.h"
+#include "kvm/vcpu.h"
+
+namespace keel {
+
+// Why the VM stopped. The first reason reported wins.
+enum class StopReason { None, PowerOff, Reboot, TripleFault, ConsoleQuit, Signal, Error };
+
+class StopSink {
+public:
+    virtual ~StopSink() = default;
+    // Thread-safe; `detail` explains errors.
+    virtual void stop(StopReason reason, const std::string& detail) = 0;
+    [[nodiscard]] virtual bool stopping() const = 0;
+};
+
+// Runs one vCPU: KVM_RUN, then hands each exit to one small handler. Device
+// work reaches the buses only; nothing else happens on this thread.
+class VcpuRunner {
+public:
+    VcpuRunner(Vcpu vcpu, const Bus& pio, const Bus& mmio, StopSink& stop_sink,
+               std::atomic<uint64_t>& first_run_ns);
+
+    void run();  // thread body; returns when the VM stops
+    // Makes a running or about-to-run KVM_RUN return (from any thread); the
+    // caller then signals the thread to interrupt a KVM_RUN already in progress.
+    void request_immediate_exit() const { m_vcpu.run_state().immediate_exit = 1; }
+
+    [[nodiscard]] const ExitCounters& counters() const { return m_counters; }
+    [[nodiscard]] uint32_t index() const { return m_vcpu.index(); }
+
+private:
+    enum class Next { Continue, Stop };
+
+    Next handle_exit();
+    Next handle_io();
+    Next handle_mmio();
+    Next handle_system_event();
+    Next handle_internal_error();
+    Next handle_fail_entry();
+
+    Vcpu m_vcpu;
+    const Bus& m_pio;
+    const Bus& m_mmio;
+    StopSink& m_stop;
+    std::atomic<uint64_t>& m_first_run_ns;
+    ExitCounters m_counters;
+};
+
+// Installs the (empty) handler of the signal used to kick vCPUs out of
+// KVM_RUN; call once before starting vCPU threads.
+void install_vcpu_kick_signal();
+int vcpu_kick_signal();
+
+}  // namespace keel

@@ -1,0 +1,42 @@
+#include "core/vm_config.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "arch/x86_64/layout.h"
+#include "common/error.h"
+
+namespace keel {
+
+void validate_config(const VmConfig& config, uint64_t host_memory) {
+    if (config.kernel_path.empty()) throw Error("--kernel is required");
+    if (config.vcpus < kMinVcpus || config.vcpus > x86::kMaxVcpus) {
+        throw Error("--cpus " + std::to_string(config.vcpus) + ": must be between " + std::to_string(kMinVcpus) +
+                    " and " + std::to_string(x86::kMaxVcpus));
+    }
+    if (config.memory_bytes < kMinMemory) {
+        throw Error("--memory " + format_size(config.memory_bytes) + ": must be at least " + format_size(kMinMemory));
+    }
+    if (config.memory_bytes % (4 * KiB) != 0) {
+        throw Error("--memory " + std::to_string(config.memory_bytes) + " B: must be a multiple of 4 KiB");
+    }
+    // Guest RAM is mapped lazily, so the kernel would accept far more than
+    // exists; refuse up front instead of letting the guest hit the OOM killer.
+    if (host_memory != 0 && config.memory_bytes > host_memory) {
+        throw Error("--memory " + format_size(config.memory_bytes) + ": more than this host's memory (" +
+                    format_size(host_memory / MiB * MiB) + ")");
+    }
+}
+
+uint64_t host_memory_bytes() {
+    std::ifstream meminfo("/proc/meminfo");
+    std::string key;
+    uint64_t kib = 0;
+    std::string unit;
+    while (meminfo >> key >> kib >> unit) {
+        if (key == "MemTotal:") return kib * KiB;
+    }
+    return 0;
+}
+
+}  // namespace keel

@@ -1,0 +1,39 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "common/units.h"
+
+namespace keel {
+
+// Everything needed to build one VM. The CLI fills it today; the API and the
+// config file (a later issue) map onto the same struct.
+struct VmConfig {
+    std::string kernel_path;
+    std::string initrd_path;  // empty: no initrd
+    std::string cmdline = kDefaultCmdline;
+    uint32_t vcpus = 1;
+    uint64_t memory_bytes = 256 * MiB;
+
+    bool print_stats = false;
+    std::string stats_json_path;  // empty: don't write
+
+    // Serial console on the terminal: reboot=k makes a guest `reboot` reset
+    // through the i8042 (an exit keel sees), panic=-1 turns a panic into an
+    // immediate reboot instead of a hang.
+    static constexpr const char* kDefaultCmdline = "console=ttyS0 reboot=k panic=-1";
+};
+
+inline constexpr uint32_t kMinVcpus = 1;
+inline constexpr uint64_t kMinMemory = 16 * MiB;
+
+// Checks the config against fixed limits and this host (memory size). Throws
+// keel::Error with the flag named.
+void validate_config(const VmConfig& config, uint64_t host_memory_bytes);
+
+// MemTotal from /proc/meminfo, in bytes.
+[[nodiscard]] uint64_t host_memory_bytes();
+
+}  // namespace keel

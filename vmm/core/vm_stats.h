@@ -1,0 +1,61 @@
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/exit_counters.h"
+#include "core/memory_overhead.h"
+
+namespace keel {
+
+// A boot-timer mark written by the guest.
+struct GuestMark {
+    std::string source;  // "mmio" (Firecracker-style, 0xC0000000) or "port80" (Cloud Hypervisor-style)
+    uint8_t code = 0;
+    uint64_t at_ns = 0;  // CLOCK_MONOTONIC
+};
+
+struct NamedDevice {
+    uint64_t base;
+    uint64_t length;
+    std::string name;
+};
+
+// What one VM run cost, gathered while it runs and reported when it ends.
+// Phases are recorded by the main thread; guest marks arrive from vCPU
+// threads (through the boot-timer device) under a lock.
+class VmStats {
+public:
+    VmStats();
+
+    void phase(const std::string& name);  // "now" for the named phase
+    void phase_at(const std::string& name, uint64_t at_ns);
+    void guest_mark(const std::string& source, uint8_t code, uint64_t at_ns);
+
+    std::string stop_reason;
+    std::string stop_detail;
+    uint32_t vcpus = 0;
+    uint64_t guest_memory_bytes = 0;
+    ExitCounters exits;
+    std::vector<NamedDevice> pio_devices;
+    std::vector<NamedDevice> mmio_devices;
+    MemoryBreakdown memory;
+
+    [[nodiscard]] nlohmann::json to_json() const;
+    [[nodiscard]] std::string to_text() const;
+
+private:
+    [[nodiscard]] double ms_since_start(uint64_t at_ns) const;
+    [[nodiscard]] std::string device_name(const std::vector<NamedDevice>& devices, uint64_t addr) const;
+
+    uint64_t m_start_ns;
+    std::vector<std::pair<std::string, uint64_t>> m_phases;
+    mutable std::mutex m_marks_mutex;
+    std::vector<GuestMark> m_marks;
+};
+
+}  // namespace keel

@@ -1,0 +1,37 @@
+#pragma once
+
+#include "common/kvm_uapi.h"
+
+#include <cstdint>
+
+#include "common/fd.h"
+
+namespace keel {
+
+class Vcpu;
+
+// A KVM VM fd. Owns nothing but the fd: guest memory belongs to GuestMemory
+// and must outlive the VM's use of it.
+class Vm {
+public:
+    Vm(UniqueFd fd, size_t vcpu_mmap_size) : m_fd(std::move(fd)), m_vcpu_mmap_size(vcpu_mmap_size) {}
+
+    void set_user_memory_region(uint32_t slot, uint64_t guest_phys, uint64_t size, void* host) const;
+    void set_tss_address(uint64_t gpa) const;
+    void set_identity_map_address(uint64_t gpa) const;
+    // In-kernel PIC + IOAPIC + LAPICs, and the PIT (whose speaker port KVM fakes).
+    void create_irqchip() const;
+    void create_pit() const;
+    // Edge interrupt source: writing 1 to `eventfd` pulses `gsi`.
+    void register_irqfd(int eventfd, uint32_t gsi) const;
+    void set_irq_line(uint32_t gsi, bool level) const;
+
+    [[nodiscard]] Vcpu create_vcpu(uint32_t index) const;
+    [[nodiscard]] int fd() const { return m_fd.get(); }
+
+private:
+    UniqueFd m_fd;
+    size_t m_vcpu_mmap_size;
+};
+
+}  // namespace keel
