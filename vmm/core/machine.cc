@@ -76,7 +76,15 @@ void Machine::stop_vcpu_threads() {
 void Machine::collect_stats() {
     m_stats.stop_reason = stop_reason_name(m_stop.reason());
     m_stats.stop_detail = m_stop.detail();
-    for (const auto& r : m_runners) m_stats.exits.merge(r->counters());
+    for (const auto& r : m_runners) {
+        m_stats.exits.merge(r->counters());
+        for (const auto& [name, value] : r->kernel_stats()) {
+            if (name.find("exits") != std::string::npos || name == "insn_emulation" || name == "hypercalls" ||
+                name == "halt_wakeup") {
+                m_stats.kvm_counters[name] += value;
+            }
+        }
+    }
     for (const auto& e : m_pio.entries()) m_stats.pio_devices.push_back({e.base, e.length, e.name});
     for (const auto& e : m_mmio.entries()) m_stats.mmio_devices.push_back({e.base, e.length, e.name});
     std::vector<AddressRange> guest_ram;

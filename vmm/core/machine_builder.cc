@@ -136,8 +136,9 @@ void Machine::create_legacy_devices() {
     const auto sink = [this](const BootMark& mark) {
         m_stats.guest_mark(boot_mark_source_name(mark.source), mark.code, mark.at_ns);
     };
-    m_mmio.insert(std::make_shared<BootTimerMmio>(sink), x86::kBootTimerMmio.value, x86::kBootTimerMmioSize,
-                  "boot-timer");
+    auto boot_timer = std::make_shared<BootTimerMmio>(sink);
+    m_mmio.insert(boot_timer, x86::kBootTimerMmio.value, x86::kBootTimerMmioSize, "boot-timer");
+    m_mmio.insert(boot_timer, x86::kBootTimerLegacyMmio.value, x86::kBootTimerMmioSize, "boot-timer");
     m_pio.insert(std::make_shared<PostCodePort>(sink), x86::kPostCodePort, 1, "post-code");
 }
 

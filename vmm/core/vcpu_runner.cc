@@ -8,6 +8,7 @@
 
 #include "core/boot_clock.h"
 #include "core/memory_overhead.h"
+#include "kvm/kvm_stats.h"
 
 namespace keel {
 
@@ -30,6 +31,11 @@ VcpuRunner::VcpuRunner(Vcpu vcpu, const Bus& pio, const Bus& mmio, StopSink& sto
     : m_vcpu(std::move(vcpu)), m_pio(pio), m_mmio(mmio), m_stop(stop_sink), m_first_run_ns(first_run_ns) {}
 
 void VcpuRunner::run() {
+    run_until_stopped();
+    m_kernel_stats = read_kvm_stats(m_vcpu.fd());
+}
+
+void VcpuRunner::run_until_stopped() {
     register_current_thread_stack();
     uint64_t expected = 0;
     m_first_run_ns.compare_exchange_strong(expected, monotonic_ns());

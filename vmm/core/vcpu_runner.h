@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <string>
 
 #include "bus/bus.h"
@@ -34,10 +35,15 @@ public:
     void request_immediate_exit() const { m_vcpu.run_state().immediate_exit = 1; }
 
     [[nodiscard]] const ExitCounters& counters() const { return m_counters; }
+    // KVM's own counters for this vCPU (all exits, including those handled in
+    // the kernel), read when run() returns.
+    [[nodiscard]] const std::map<std::string, uint64_t>& kernel_stats() const { return m_kernel_stats; }
     [[nodiscard]] uint32_t index() const { return m_vcpu.index(); }
 
 private:
     enum class Next { Continue, Stop };
+
+    void run_until_stopped();
 
     Next handle_exit();
     Next handle_io();
@@ -52,6 +58,7 @@ private:
     StopSink& m_stop;
     std::atomic<uint64_t>& m_first_run_ns;
     ExitCounters m_counters;
+    std::map<std::string, uint64_t> m_kernel_stats;
 };
 
 // Installs the (empty) handler of the signal used to kick vCPUs out of

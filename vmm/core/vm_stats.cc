@@ -79,6 +79,7 @@ nlohmann::json VmStats::to_json() const {
     for (const auto& [addr, n] : exits.mmio_by_address) {
         exits_json["mmio"].push_back({{"address", hex(addr)}, {"device", device_name(mmio_devices, addr)}, {"count", n}});
     }
+    exits_json["kvm"] = kvm_counters;
     auto& mem = j["memory_kib"];
     mem["overhead"] = kind_json(memory.overhead());
     mem["binary"] = kind_json(memory.binary);
@@ -109,6 +110,12 @@ std::string VmStats::to_text() const {
         char line[160];
         std::snprintf(line, sizeof line, "  %-40s %10s\n", name.c_str(), fixed(ms_since_start(at), 2).c_str());
         out << line;
+    }
+    if (const auto all = kvm_counters.find("exits"); all != kvm_counters.end()) {
+        out << "VM exits (all, counted by KVM): " << all->second << "\n";
+        for (const auto& [name, n] : kvm_counters) {
+            if (name != "exits" && name.ends_with("_exits") && n != 0) out << "  " << name << ": " << n << "\n";
+        }
     }
     out << "VM exits to keel: " << exits.total() << "\n";
     for (uint32_t r = 0; r < ExitCounters::kReasons; ++r) {

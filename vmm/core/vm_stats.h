@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -41,6 +42,9 @@ public:
     uint32_t vcpus = 0;
     uint64_t guest_memory_bytes = 0;
     ExitCounters exits;
+    // KVM's in-kernel counters summed over vCPUs ("exits" counts every VM
+    // exit, most of which never reach keel); empty without KVM_GET_STATS_FD.
+    std::map<std::string, uint64_t> kvm_counters;
     std::vector<NamedDevice> pio_devices;
     std::vector<NamedDevice> mmio_devices;
     MemoryBreakdown memory;

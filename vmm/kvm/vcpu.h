@@ -36,6 +36,7 @@ public:
     [[nodiscard]] kvm_lapic_state get_lapic() const;
     void set_lapic(const kvm_lapic_state& lapic) const;
     void set_mp_state(uint32_t state) const;
+    [[nodiscard]] int fd() const { return m_fd.get(); }
 
 private:
     UniqueFd m_fd;

@@ -37,12 +37,16 @@ inline constexpr uint64_t kMmioHoleSize = 0x4000'0000;
 inline constexpr Gpa kMemAbove4gStart{0x1'0000'0000};
 
 // Boot-timer device, compatible with Firecracker's (one byte, value 123 = "userspace
-// started"); guest images written for Firecracker work unchanged.
+// started"); guest images written for Firecracker work unchanged. Firecracker's
+// x86_64 layout put it at the start of its MMIO window: 0xc0000000 in its current
+// layout (a 1 GiB 32-bit MMIO window), 0xd0000000 in releases before that, which
+// older guest images still write to — keel answers at both.
 inline constexpr Gpa kBootTimerMmio{0xc000'0000};
+inline constexpr Gpa kBootTimerLegacyMmio{0xd000'0000};
 inline constexpr uint64_t kBootTimerMmioSize = 0x1000;
 inline constexpr uint8_t kBootTimerMagic = 123;
 // virtio-mmio devices are placed from here, one 4 KiB window each (issue 3).
-inline constexpr Gpa kVirtioMmioStart{0xd000'0000};
+inline constexpr Gpa kVirtioMmioStart{0xd000'1000};
 inline constexpr uint64_t kVirtioMmioStride = 0x1000;
 // PCI ECAM (issue 3): 256 buses x 32 devices x 8 functions x 4 KiB.
 inline constexpr Gpa kPciEcamStart{0xe000'0000};
