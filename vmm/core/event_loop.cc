@@ -82,7 +82,8 @@ void EventLoop::run() {
                 case kSignal: {
                     signalfd_siginfo info{};
                     if (read(signals.get(), &info, sizeof info) == sizeof info) {
-                        m_stop.stop(StopReason::Signal, std::string("received ") + strsignal(static_cast<int>(info.ssi_signo)));
+                        const auto number = static_cast<int>(info.ssi_signo);
+                        m_stop.stop_by_signal(number, std::string("received ") + strsignal(number));
                     }
                     break;
                 }

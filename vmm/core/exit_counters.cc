@@ -10,6 +10,7 @@ void ExitCounters::merge(const ExitCounters& other) {
     for (size_t i = 0; i < kReasons; ++i) by_reason[i] += other.by_reason[i];
     for (const auto& [port, n] : other.pio_by_port) pio_by_port[port] += n;
     for (const auto& [addr, n] : other.mmio_by_address) mmio_by_address[addr] += n;
+    other_addresses += other.other_addresses;
 }
 
 uint64_t ExitCounters::total() const {

@@ -104,7 +104,7 @@ int Machine::exit_status() const {
         case StopReason::TripleFault:
             // Some kernels reboot by triple-faulting; count it as a reboot.
             return 0;
-        case StopReason::Signal: return 128 + SIGTERM;
+        case StopReason::Signal: return 128 + (m_stop.signal_number() != 0 ? m_stop.signal_number() : SIGTERM);
         case StopReason::Error:
         case StopReason::None: return 1;
     }

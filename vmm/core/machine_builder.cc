@@ -162,7 +162,7 @@ void Machine::create_vcpus() {
             vcpu.set_regs(x86::boot_regs(m_kernel->protocol, m_kernel->entry));
             vcpu.set_fpu(x86::boot_fpu());
         }
-        vcpu.set_mp_state(x86::initial_mp_state(x86::vcpu_role(i)));
+        // MP state stays KVM's default: vCPU 0 runnable, the others waiting for INIT/SIPI.
         m_runners.push_back(std::make_unique<VcpuRunner>(std::move(vcpu), m_pio, m_mmio, m_stop, m_first_run_ns));
     }
     m_stats.vcpus = m_config.vcpus;

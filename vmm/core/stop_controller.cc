@@ -22,6 +22,12 @@ void StopController::stop(StopReason reason, const std::string& detail) {
     (void)!::write(m_wake.get(), &one, sizeof one);
 }
 
+void StopController::stop_by_signal(int signal_number, const std::string& detail) {
+    if (stopping()) return;
+    m_signal.store(signal_number, std::memory_order_release);
+    stop(StopReason::Signal, detail);
+}
+
 std::string StopController::detail() const {
     std::lock_guard lock(m_detail_mutex);
     return m_detail;

@@ -86,7 +86,7 @@ VcpuRunner::Next VcpuRunner::handle_io() {
     // KVM places the data inside the kvm_run mapping; `count` > 1 for string
     // instructions (rep ins/outs), each element `size` bytes.
     auto* data = reinterpret_cast<uint8_t*>(&run) + io.data_offset;
-    ++m_counters.pio_by_port[io.port];
+    m_counters.count_address(m_counters.pio_by_port, io.port);
     for (uint32_t i = 0; i < io.count; ++i) {
         std::span<uint8_t> element(data + static_cast<size_t>(i) * io.size, io.size);
         if (io.direction == KVM_EXIT_IO_OUT) {
@@ -100,7 +100,7 @@ VcpuRunner::Next VcpuRunner::handle_io() {
 
 VcpuRunner::Next VcpuRunner::handle_mmio() {
     auto& mmio = m_vcpu.run_state().mmio;
-    ++m_counters.mmio_by_address[mmio.phys_addr];
+    m_counters.count_address(m_counters.mmio_by_address, mmio.phys_addr);
     const size_t len = std::min<size_t>(mmio.len, sizeof mmio.data);
     if (mmio.is_write != 0) {
         (void)m_mmio.write(mmio.phys_addr, std::span<const uint8_t>(mmio.data, len));

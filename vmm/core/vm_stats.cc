@@ -79,6 +79,7 @@ nlohmann::json VmStats::to_json() const {
     for (const auto& [addr, n] : exits.mmio_by_address) {
         exits_json["mmio"].push_back({{"address", hex(addr)}, {"device", device_name(mmio_devices, addr)}, {"count", n}});
     }
+    exits_json["other_addresses"] = exits.other_addresses;
     exits_json["kvm"] = kvm_counters;
     auto& mem = j["memory_kib"];
     mem["overhead"] = kind_json(memory.overhead());
