@@ -129,3 +129,32 @@ TEST_CASE("the serial console takes input: a guest shell runs commands", "[kvm]"
     require_clean_exit(b);
     CHECK(b.result.out.find("shell-42") != std::string::npos);
 }
+
+TEST_CASE("at a terminal the console is raw and Ctrl-A x quits keel", "[kvm]") {
+    const auto guest = stock_guest();
+    ProcessOptions options;
+    options.timeout = std::chrono::seconds(600);
+    // In raw mode Ctrl-C (0x03) reaches the guest's shell as a character
+    // instead of killing keel: the shell abandons the half-typed line. Then
+    // Ctrl-A x asks keel itself to quit.
+    options.script = {{"KEEL-TEST action=shell", ""},
+                      {"/ # ", "echo not-run\x03"},
+                      {"^C", "echo raw-$((6*7))\r"},
+                      {"raw-42", "\x01x"}};
+    const auto r = run_in_pty({keel_binary(), "run", "--kernel", guest.kernel, "--initrd", guest.initrd, "--memory",
+                               "256M", "--cmdline", "console=ttyS0 reboot=k panic=-1 keel.action=shell"},
+                              options);
+    INFO("terminal:\n" << r.out);
+    REQUIRE_FALSE(r.timed_out);
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("raw-42") != std::string::npos);
+    CHECK(r.out.find("not-run\r\n") == std::string::npos);  // the Ctrl-C'd line never ran
+}
+
+TEST_CASE("guest RAM above the 4 GiB boundary is usable", "[kvm]") {
+    // 3.5 GiB: 3 GiB below the MMIO hole and 512 MiB above 4 GiB.
+    const auto guest = stock_guest();
+    const auto b = boot(guest, guest.kernel, 1, "3584M");
+    require_clean_exit(b);
+    check_guest_sees(b, 1, 3584);
+}

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pty.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -91,6 +92,54 @@ ProcessResult run_process(const std::vector<std::string>& argv, const ProcessOpt
     if (stdin_fd >= 0) close(stdin_fd);
     close(out_pipe[0]);
     close(err_pipe[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
+    if (WIFSIGNALED(status)) result.term_signal = WTERMSIG(status);
+    return result;
+}
+
+ProcessResult run_in_pty(const std::vector<std::string>& argv, const ProcessOptions& options) {
+    auto args = c_argv(argv);
+    int master = -1;
+    const pid_t pid = forkpty(&master, nullptr, nullptr, nullptr);
+    if (pid < 0) throw std::runtime_error("forkpty failed");
+    if (pid == 0) {
+        execv(args[0], args.data());
+        _exit(127);
+    }
+    set_nonblocking(master);
+    ProcessResult result;
+    const auto send = [&](const std::string& text) {
+        if (!text.empty()) (void)!write(master, text.data(), text.size());
+    };
+    send(options.input);
+    size_t script_step = 0;
+    const auto deadline = std::chrono::steady_clock::now() + options.timeout;
+    for (;;) {
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) {
+            result.timed_out = true;
+            kill(pid, SIGKILL);
+            break;
+        }
+        pollfd fd{master, POLLIN, 0};
+        poll(&fd, 1, static_cast<int>(std::min<long>(left.count(), 1000)));
+        char buf[65536];
+        const ssize_t n = read(master, buf, sizeof buf);
+        if (n > 0) {
+            result.out.append(buf, static_cast<size_t>(n));
+        } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+            break;  // EIO: the child closed its side of the pty
+        }
+        while (script_step < options.script.size() &&
+               result.out.find(options.script[script_step].first) != std::string::npos) {
+            send(options.script[script_step].second);
+            ++script_step;
+        }
+    }
+    close(master);
     int status = 0;
     waitpid(pid, &status, 0);
     if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);

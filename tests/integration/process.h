@@ -28,6 +28,11 @@ struct ProcessOptions {
 
 ProcessResult run_process(const std::vector<std::string>& argv, const ProcessOptions& options = {});
 
+// The same on a pseudo-terminal, as a user at a terminal would run it: stdin,
+// stdout and stderr are the pty (so `out` holds both), and the script's
+// replies are typed into it.
+ProcessResult run_in_pty(const std::vector<std::string>& argv, const ProcessOptions& options = {});
+
 // Lines of `text` starting with "KEEL-TEST ", as key -> value ("boot-ok" -> "").
 std::vector<std::pair<std::string, std::string>> guest_markers(const std::string& text);
 std::optional<std::string> marker(const std::string& text, const std::string& key);

@@ -3,19 +3,16 @@
 #include <array>
 #include <vector>
 
+#include "device_fakes.h"
 #include "arch/x86_64/layout.h"
 #include "bus/bus.h"
 #include "legacy/acpi_pm.h"
 
 using namespace keel;
+using keel::test::CountingIrq;
+using keel::test::RecordingLifecycle;
 
 namespace {
-
-class RecordingLifecycle final : public VmLifecycle {
-public:
-    void request_exit(VmExitRequest request) override { requests.push_back(request); }
-    std::vector<VmExitRequest> requests;
-};
 
 constexpr uint8_t kSleepEnable = 0x20;
 constexpr uint8_t kWakeStatus = 0x80;

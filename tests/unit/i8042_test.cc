@@ -5,24 +5,15 @@
 #include <optional>
 #include <vector>
 
+#include "device_fakes.h"
 #include "bus/bus.h"
 #include "legacy/i8042.h"
 
 using namespace keel;
+using keel::test::CountingIrq;
+using keel::test::RecordingLifecycle;
 
 namespace {
-
-class CountingIrq final : public InterruptLine {
-public:
-    void trigger() override { ++count; }
-    int count = 0;
-};
-
-class RecordingLifecycle final : public VmLifecycle {
-public:
-    void request_exit(VmExitRequest request) override { requests.push_back(request); }
-    std::vector<VmExitRequest> requests;
-};
 
 constexpr uint8_t kStatusObf = 0x01;
 constexpr uint8_t kStatusIbf = 0x02;

@@ -7,17 +7,14 @@
 #include <string>
 #include <vector>
 
+#include "device_fakes.h"
 #include "legacy/serial.h"
 
 using namespace keel;
+using keel::test::CountingIrq;
+using keel::test::RecordingLifecycle;
 
 namespace {
-
-class CountingIrq final : public InterruptLine {
-public:
-    void trigger() override { ++count; }
-    int count = 0;
-};
 
 // A UART with a counting IRQ line and a sink that collects output.
 class UartFixture {

@@ -1,0 +1,59 @@
+#include <catch2/catch.hpp>
+
+#include "cli/cli.h"
+#include "common/units.h"
+
+using namespace keel;
+
+TEST_CASE("run options map onto the VM config", "[cli]") {
+    const auto out = parse_command_line({"run", "--kernel", "bz", "--initrd", "rd", "--cmdline", "console=ttyS0 quiet",
+                                         "--cpus", "4", "--memory", "1G", "--stats", "--stats-json", "s.json"});
+    REQUIRE(out.command == CliCommand::Run);
+    CHECK(out.config.kernel_path == "bz");
+    CHECK(out.config.initrd_path == "rd");
+    CHECK(out.config.cmdline == "console=ttyS0 quiet");
+    CHECK(out.config.vcpus == 4);
+    CHECK(out.config.memory_bytes == GiB);
+    CHECK(out.config.print_stats);
+    CHECK(out.config.stats_json_path == "s.json");
+}
+
+TEST_CASE("run defaults: 1 vCPU, 256 MiB, serial console command line", "[cli]") {
+    const auto out = parse_command_line({"run", "--kernel", "bz"});
+    REQUIRE(out.command == CliCommand::Run);
+    CHECK(out.config.vcpus == 1);
+    CHECK(out.config.memory_bytes == 256 * MiB);
+    CHECK(out.config.cmdline.find("console=ttyS0") != std::string::npos);
+    CHECK(out.log_level == "warn");
+}
+
+TEST_CASE("bad command lines are one-line errors with exit status 2", "[cli]") {
+    for (const auto& args : std::vector<std::vector<std::string>>{
+             {"run"},
+             {"run", "--kernel"},
+             {"run", "--kernel", "bz", "--cpus", "many"},
+             {"run", "--kernel", "bz", "--memory", "12Q"},
+             {"run", "--kernel", "bz", "--bogus"},
+             {"--bogus"},
+             {"fly"},
+             {"run", "--kernel", "bz", "--log-level", "loud"}}) {
+        const auto out = parse_command_line(args);
+        INFO(out.message);
+        CHECK(out.command == CliCommand::Exit);
+        CHECK(out.exit_code == 2);
+        CHECK(out.message_is_error);
+        CHECK(out.message.rfind("error: ", 0) == 0);
+        CHECK(out.message.find('\n') == std::string::npos);
+    }
+}
+
+TEST_CASE("--version and --help exit 0 with text on stdout", "[cli]") {
+    const auto version = parse_command_line({"--version"});
+    CHECK(version.command == CliCommand::Exit);
+    CHECK(version.exit_code == 0);
+    CHECK(version.message.rfind("keel ", 0) == 0);
+    const auto help = parse_command_line({"run", "--help"});
+    CHECK(help.exit_code == 0);
+    CHECK_FALSE(help.message_is_error);
+    CHECK(help.message.find("--kernel") != std::string::npos);
+}
