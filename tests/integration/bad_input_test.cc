@@ -127,7 +127,7 @@ TEST_CASE("an unknown flag is a one-line error", "[cli]") {
     require_one_line_error(run_keel({"--frobnicate"}), "--frobnicate");
 }
 
-TEST_CASE("--version and run --help say what keel is", "[cli]") {
+TEST_CASE("the version and the run help say what keel is", "[cli]") {
     const auto version = run_keel({"--version"});
     CHECK(version.exit_code == 0);
     CHECK(version.out.rfind("keel ", 0) == 0);

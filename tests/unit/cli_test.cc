@@ -47,7 +47,7 @@ TEST_CASE("bad command lines are one-line errors with exit status 2", "[cli]") {
     }
 }
 
-TEST_CASE("--version and --help exit 0 with text on stdout", "[cli]") {
+TEST_CASE("version and help requests exit 0 with text on stdout", "[cli]") {
     const auto version = parse_command_line({"--version"});
     CHECK(version.command == CliCommand::Exit);
     CHECK(version.exit_code == 0);

@@ -22,7 +22,7 @@ inline constexpr Gpa kPdpt{0xa000};
 inline constexpr Gpa kPd{0xb000};                // 4 pages: 4 x 512 x 2 MiB = 4 GiB
 inline constexpr Gpa kCmdline{0x20000};
 inline constexpr uint64_t kCmdlineMax = 0x10000; // including the terminating NUL
-inline constexpr Gpa kEbdaStart{0x9fc00};        // MP floating pointer + table live here
+inline constexpr Gpa kEbdaStart{0x9fc00};        // MP floating pointer (its table: kMpConfigTableStart)
 inline constexpr Gpa kBiosAreaStart{0xe0000};    // ACPI tables (RSDP first) — e820 reserved
 inline constexpr uint64_t kBiosAreaSize = 0x20000;
 inline constexpr uint64_t kAcpiTablesMaxSize = 0x10000;  // ACPI tables get [0xe0000, 0xf0000)
@@ -78,7 +78,6 @@ inline constexpr uint8_t kAcpiS5SleepType = 5;
 inline constexpr uint32_t kIoapicPins = 24;
 inline constexpr uint32_t kI8042KeyboardIrq = 1;
 inline constexpr uint32_t kSerialCom1Irq = 4;
-inline constexpr uint32_t kAcpiSciIrq = 9;
 // The PIT (ISA IRQ 0) arrives at GSI 0, not the PC's usual 2: KVM_CREATE_IRQCHIP installs a
 // routing of GSI n -> IOAPIC pin n (and 8259 pin n for n < 16), and KVM's PIT raises GSI 0.
 // The MADT's IRQ0 override and the MP table describe this value; moving the PIT to pin 2
