@@ -6,6 +6,7 @@
 #include <bit>
 #include <cstdio>
 #include <cstring>
+#include <string_view>
 #include <string>
 
 #include "arch/x86_64/layout.h"
@@ -229,9 +230,10 @@ void write_hypervisor_leaves(CpuidTable& table) {
     auto& sig = find_or_add(table, kCpuidLeafHypervisor);
     static_assert(sizeof(KVM_SIGNATURE) - 1 == 3 * sizeof(uint32_t));
     sig.eax = kCpuidLeafKvmFeatures;
-    std::memcpy(&sig.ebx, KVM_SIGNATURE, 4);
-    std::memcpy(&sig.ecx, KVM_SIGNATURE + 4, 4);
-    std::memcpy(&sig.edx, KVM_SIGNATURE + 8, 4);
+    const std::string_view signature(KVM_SIGNATURE, 12);
+    std::memcpy(&sig.ebx, signature.data(), 4);
+    std::memcpy(&sig.ecx, signature.data() + 4, 4);
+    std::memcpy(&sig.edx, signature.data() + 8, 4);
     (void)find_or_add(table, kCpuidLeafKvmFeatures);  // none supported: all zero
 }
 
