@@ -25,6 +25,25 @@ std::vector<char*> c_argv(const std::vector<std::string>& argv) {
     return out;
 }
 
+// Waits for the child, but not for ever: a process stuck in the kernel (a
+// wedged KVM_RUN) ignores SIGKILL until it leaves it, and one such test must
+// not hang the whole batch.
+void reap(pid_t pid, ProcessResult& result) {
+    int status = 0;
+    for (int waited_ms = 0; waited_ms < 30'000; waited_ms += 50) {
+        const pid_t done = waitpid(pid, &status, WNOHANG);
+        if (done == pid) {
+            if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
+            if (WIFSIGNALED(status)) result.term_signal = WTERMSIG(status);
+            return;
+        }
+        if (waited_ms == 10'000) kill(pid, SIGKILL);
+        usleep(50'000);
+    }
+    result.timed_out = true;
+    result.err += "\n[test harness] the process did not exit within 30 s of its end and was abandoned\n";
+}
+
 }  // namespace
 
 ProcessResult run_process(const std::vector<std::string>& argv, const ProcessOptions& options) {
@@ -92,10 +111,7 @@ ProcessResult run_process(const std::vector<std::string>& argv, const ProcessOpt
     if (stdin_fd >= 0) close(stdin_fd);
     close(out_pipe[0]);
     close(err_pipe[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
-    if (WIFSIGNALED(status)) result.term_signal = WTERMSIG(status);
+    reap(pid, result);
     return result;
 }
 
@@ -140,10 +156,7 @@ ProcessResult run_in_pty(const std::vector<std::string>& argv, const ProcessOpti
         }
     }
     close(master);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
-    if (WIFSIGNALED(status)) result.term_signal = WTERMSIG(status);
+    reap(pid, result);
     return result;
 }
 
