@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "platform_fixtures.h"
 #include "arch/x86_64/acpi/acpi_builder.h"
 #include "arch/x86_64/acpi/acpi_tables.h"
 #include "arch/x86_64/acpi/aml.h"
@@ -23,6 +24,10 @@ using namespace keel;
 using namespace keel::x86;
 using namespace keel::x86::acpi;
 
+using keel::test::dense_ids;
+using keel::test::low_memory;
+using keel::test::read_bytes;
+
 namespace {
 
 // A copy of a packed wire-struct field: Catch binds CHECK operands by
@@ -30,20 +35,6 @@ namespace {
 template <typename T>
 T val(T value) {
     return value;
-}
-
-GuestMemory low_memory() { return GuestMemory::create({{Gpa(0), kHighMemStart.value}}); }
-
-std::vector<uint32_t> dense_ids(uint32_t count) {
-    std::vector<uint32_t> ids(count);
-    std::iota(ids.begin(), ids.end(), 0u);
-    return ids;
-}
-
-std::vector<uint8_t> read_bytes(const GuestMemory& mem, Gpa gpa, size_t length) {
-    std::vector<uint8_t> bytes(length);
-    REQUIRE(mem.read(gpa, bytes));
-    return bytes;
 }
 
 // The whole table at `gpa`, its length taken from its header.

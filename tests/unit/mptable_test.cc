@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "platform_fixtures.h"
 #include "arch/x86_64/acpi/acpi_tables.h"
 #include "arch/x86_64/layout.h"
 #include "arch/x86_64/mptable.h"
@@ -17,21 +18,11 @@
 using namespace keel;
 using namespace keel::x86;
 
+using keel::test::dense_ids;
+using keel::test::low_memory;
+using keel::test::read_bytes;
+
 namespace {
-
-GuestMemory low_memory() { return GuestMemory::create({{Gpa(0), kHighMemStart.value}}); }
-
-std::vector<uint32_t> dense_ids(uint32_t count) {
-    std::vector<uint32_t> ids(count);
-    std::iota(ids.begin(), ids.end(), 0u);
-    return ids;
-}
-
-std::vector<uint8_t> read_bytes(const GuestMemory& mem, Gpa gpa, size_t length) {
-    std::vector<uint8_t> bytes(length);
-    REQUIRE(mem.read(gpa, bytes));
-    return bytes;
-}
 
 template <typename T>
 T field(const std::vector<uint8_t>& bytes, size_t offset) {
