@@ -122,13 +122,26 @@ virtio_devices() {
     echo "${out#,}"
 }
 
+# "vda:2048:0:SERIAL,vdb:...": each virtio disk with its size in 512-byte
+# sectors, its read-only flag and its serial (GET_ID; empty when none).
+virtio_disks() {
+    out=
+    for path in /sys/block/vd*; do
+        [ -d "$path" ] || continue
+        out="$out,${path##*/}:$(cat "$path/size"):$(cat "$path/ro"):$(cat "$path/serial" 2>/dev/null)"
+    done
+    echo "${out#,}"
+}
+
 fact cpus "$(count_cpus)"
 fact mem_total_kb "$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)"
 fact kernel "$(uname -r)"
 if [ -d /sys/firmware/acpi/tables ]; then fact acpi yes; else fact acpi no; fi
 fact devices "$(virtio_devices)"
 fact blk "$(list_dir /sys/block)"
+fact disks "$(virtio_disks)"
 fact net "$(list_dir /sys/class/net)"
+fact rng "$(cat /sys/class/misc/hw_random/rng_current 2>/dev/null)"
 fact uptime "$(cut -d' ' -f1 /proc/uptime)"
 debug_port_mark "$CODE_BOOT_OK"
 echo "KEEL-TEST boot-ok"

@@ -3,6 +3,9 @@
 // before keel touches KVM, so they run on every host.
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 
@@ -136,4 +139,53 @@ TEST_CASE("the version and the run help say what keel is", "[cli]") {
     CHECK(help.out.find("--kernel") != std::string::npos);
     CHECK(help.out.find("--memory") != std::string::npos);
     CHECK(help.out.find("Ctrl-A x") != std::string::npos);
+}
+
+TEST_CASE("a missing disk image is a one-line error naming it", "[cli]") {
+    require_one_line_error(run_keel({"run", "--kernel", "/nonexistent/bzImage", "--disk", "path=/nonexistent/disk.img"}),
+                           "/nonexistent/disk.img");
+}
+
+TEST_CASE("a malformed --disk value is a one-line error naming the key", "[cli]") {
+    const auto dir = scratch_dir();
+    const auto image = write_file(dir, "disk.img", std::string(4096, '\0'));
+    require_one_line_error(run_keel({"run", "--kernel", "/nonexistent/bzImage", "--disk", "path=" + image + ",size=1G"}),
+                           "size");
+    require_one_line_error(run_keel({"run", "--kernel", "/nonexistent/bzImage", "--disk", "readonly=on"}), "path");
+    require_one_line_error(
+        run_keel({"run", "--kernel", "/nonexistent/bzImage", "--disk", "path=" + image + ",readonly=maybe"}),
+        "readonly");
+}
+
+TEST_CASE("two disks with one id, or one image twice, are one-line errors", "[cli]") {
+    const auto dir = scratch_dir();
+    const auto a = write_file(dir, "a.img", std::string(4096, '\0'));
+    const auto b = write_file(dir, "b.img", std::string(4096, '\0'));
+    require_one_line_error(run_keel({"run", "--kernel", "/nonexistent/bzImage", "--disk", "path=" + a + ",id=x",
+                                     "--disk", "path=" + b + ",id=x"}),
+                           "id=x");
+    require_one_line_error(
+        run_keel({"run", "--kernel", "/nonexistent/bzImage", "--disk", "path=" + a, "--disk", "path=" + a}),
+        "twice");
+}
+
+TEST_CASE("an unknown --transport is a one-line error", "[cli]") {
+    require_one_line_error(run_keel({"run", "--kernel", "/nonexistent/bzImage", "--transport", "isa"}), "--transport");
+}
+
+TEST_CASE("a disk image another process holds locked is a one-line error", "[cli]") {
+    const auto dir = scratch_dir();
+    const auto image = write_file(dir, "locked.img", std::string(4096, '\0'));
+    // What a running keel holds on its writable images: an OFD write lock.
+    const int fd = open(image.c_str(), O_RDWR | O_CLOEXEC);
+    REQUIRE(fd >= 0);
+    struct flock lock {};
+    lock.l_type = F_WRLCK;
+    lock.l_whence = SEEK_SET;
+    REQUIRE(fcntl(fd, F_OFD_SETLK, &lock) == 0);
+    require_one_line_error(run_keel({"run", "--kernel", "/nonexistent/bzImage", "--disk", "path=" + image}), "in use");
+    // A read-only open is refused as well: the other process may be writing.
+    require_one_line_error(
+        run_keel({"run", "--kernel", "/nonexistent/bzImage", "--disk", "path=" + image + ",readonly=on"}), "in use");
+    close(fd);
 }

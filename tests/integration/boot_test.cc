@@ -3,43 +3,22 @@
 // itself reports over its console.
 #include <catch2/catch.hpp>
 
-#include <nlohmann/json.hpp>
-
-#include <fstream>
-
-#include "guest_files.h"
-#include "process.h"
+#include "guest_boot.h"
 
 using namespace keel::test;
 
 namespace {
 
-struct Boot {
-    ProcessResult result;
-    nlohmann::json stats;
-};
-
 Boot boot(const GuestImage& guest, const std::string& kernel, uint32_t cpus, const std::string& memory,
           const std::string& extra_cmdline = "", ProcessOptions options = {}) {
-    const auto dir = scratch_dir();
-    const std::string stats_path = dir + "/stats.json";
-    std::vector<std::string> argv{keel_binary(), "run",        "--kernel",   kernel,
-                                  "--initrd",    guest.initrd, "--cpus",     std::to_string(cpus),
-                                  "--memory",    memory,       "--stats-json", stats_path,
-                                  "--cmdline",   "console=ttyS0 reboot=k panic=-1 " + extra_cmdline};
-    options.timeout = std::chrono::seconds(600);
-    Boot b{run_process(argv, options), {}};
-    std::ifstream stats(stats_path);
-    if (stats) b.stats = nlohmann::json::parse(stats, nullptr, false);
-    return b;
-}
-
-void require_clean_exit(const Boot& b) {
-    INFO("guest console:\n" << b.result.out);
-    INFO("keel stderr:\n" << b.result.err);
-    REQUIRE_FALSE(b.result.timed_out);
-    REQUIRE(b.result.exit_code == 0);
-    REQUIRE(marker(b.result.out, "boot-ok").has_value());
+    BootRequest request;
+    request.kernel = kernel;
+    request.initrd = guest.initrd;
+    request.cpus = cpus;
+    request.memory = memory;
+    request.cmdline_extra = extra_cmdline;
+    request.options = std::move(options);
+    return keel::test::boot(request);
 }
 
 void check_guest_sees(const Boot& b, uint32_t cpus, uint64_t memory_mib) {

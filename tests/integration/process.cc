@@ -107,6 +107,10 @@ ProcessResult run_process(const std::vector<std::string>& argv, const ProcessOpt
             send(options.script[script_step].second);
             ++script_step;
         }
+        if (options.kill_when && !result.killed && options.kill_when(result.out)) {
+            kill(pid, SIGKILL);
+            result.killed = true;
+        }
     }
     if (stdin_fd >= 0) close(stdin_fd);
     close(out_pipe[0]);

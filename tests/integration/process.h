@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -11,6 +12,7 @@ struct ProcessResult {
     int exit_code = -1;     // -1 when killed by a signal or the deadline
     int term_signal = 0;
     bool timed_out = false;
+    bool killed = false;    // by ProcessOptions::kill_when
     std::string out;
     std::string err;
 };
@@ -24,6 +26,9 @@ struct ProcessOptions {
     std::string input;
     bool keep_stdin_open = false;
     std::vector<std::pair<std::string, std::string>> script;  // (wait for text, then send)
+    // Checked after each read of stdout: when it returns true the process is
+    // SIGKILLed on the spot (crash-safety tests pull the plug this way).
+    std::function<bool(const std::string& out)> kill_when;
 };
 
 ProcessResult run_process(const std::vector<std::string>& argv, const ProcessOptions& options = {});

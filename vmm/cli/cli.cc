@@ -15,6 +15,8 @@ namespace {
 
 struct RawRunOptions {
     std::string memory = "256M";
+    std::string transport = "pci";
+    std::vector<std::string> disks;
 };
 
 void add_run_options(CLI::App& run, VmConfig& config, RawRunOptions& raw, std::string& log_level) {
@@ -25,6 +27,14 @@ void add_run_options(CLI::App& run, VmConfig& config, RawRunOptions& raw, std::s
     run.add_option("--cmdline", config.cmdline, "Kernel command line")->capture_default_str();
     run.add_option("--cpus", config.vcpus, "Number of vCPUs")->capture_default_str();
     run.add_option("--memory", raw.memory, "Guest RAM, e.g. 256M, 1G (a bare number means MiB)")
+        ->capture_default_str();
+    run.add_option("--disk", raw.disks,
+                   "A virtio-blk disk: path=FILE[,readonly=on][,id=NAME][,serial=STR][,io=uring|sync]. "
+                   "Repeatable; the guest sees them as vda, vdb, ... in order")
+        ->type_name("SPEC");
+    run.add_flag("--rng", config.rng, "A virtio-rng device fed from the host's getrandom()");
+    run.add_option("--transport", raw.transport, "How virtio devices attach: pci (virtio-pci, MSI-X) or mmio")
+        ->check(CLI::IsMember({"pci", "mmio"}))
         ->capture_default_str();
     run.add_flag("--stats", config.print_stats,
                  "When the guest exits, print boot phases, VM exits and memory overhead to stderr");
@@ -90,6 +100,8 @@ CliOutcome parse_command_line(const std::vector<std::string>& args) {
     }
     try {
         outcome.config.memory_bytes = parse_memory_size(raw.memory, "--memory");
+        outcome.config.transport = raw.transport == "mmio" ? VirtioTransportKind::Mmio : VirtioTransportKind::Pci;
+        for (const auto& spec : raw.disks) outcome.config.disks.push_back(block::parse_disk_option(spec));
     } catch (const Error& e) {
         outcome.exit_code = 2;
         outcome.message_is_error = true;

@@ -7,7 +7,9 @@
 #include <unistd.h>
 
 #include "common/error.h"
+#include "core/console_input.h"
 #include "core/event_loop.h"
+#include "core/termination_signals.h"
 #include "core/terminal.h"
 #include "legacy/i8042.h"
 #include "legacy/serial.h"
@@ -27,11 +29,15 @@ int Machine::run() {
         const uint64_t one = 1;
         (void)!::write(fd, &one, sizeof one);
     });
-    EventLoop loop(m_stop, STDIN_FILENO, rx_room.get(),
-                   ConsoleSink{[this](std::span<const uint8_t> bytes) { return m_serial->enqueue_input(bytes); }},
-                   raw_terminal.active());
+    TerminationSignals signals(m_events, m_stop);
+    m_events.add(m_stop.wake_fd(), [] {});  // run() sees stopping() after any handler
+    ConsoleInput console(
+        m_events, m_stop, STDIN_FILENO, rx_room.get(),
+        ConsoleSink{[this](std::span<const uint8_t> bytes) { return m_serial->enqueue_input(bytes); }},
+        raw_terminal.active() ? ConsoleEscapes::Interpret : ConsoleEscapes::PassThrough);
     start_vcpu_threads();
-    loop.run();
+    m_events.run(m_stop);
+    m_events.remove(m_stop.wake_fd());
     stop_vcpu_threads();
     if (m_first_run_ns.load() != 0) m_stats.phase_at("first KVM_RUN", m_first_run_ns.load());
     m_stats.phase("guest stopped");
@@ -93,6 +99,7 @@ void Machine::collect_stats() {
         guest_ram.emplace_back(host, host + region.size);
     }
     m_stats.memory = measure_memory(guest_ram);
+    collect_device_stats();
 }
 
 int Machine::exit_status() const {

@@ -1,25 +1,40 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
+#include <string>
 #include <memory>
 #include <optional>
 #include <thread>
 #include <vector>
 
 #include "bus/bus.h"
+#include "core/event_loop.h"
 #include "core/stop_controller.h"
 #include "core/vcpu_runner.h"
+#include "core/virtio_placement.h"
 #include "core/vm_config.h"
 #include "core/vm_stats.h"
 #include "kvm/kvm.h"
 #include "kvm/vm.h"
 #include "loader/loaded_kernel.h"
 #include "memory/guest_memory.h"
+#include "virtio/virtio_device.h"
 
 namespace keel {
 
 class Serial;
 class I8042;
+class MsiRouter;
+namespace pci {
+class PciRoot;
+}  // namespace pci
+namespace virtio {
+class VirtioPciTransport;
+}  // namespace virtio
+namespace x86::acpi {
+struct AcpiConfig;
+}  // namespace x86::acpi
 
 // One VM: guest memory, the KVM VM, devices on two buses, one thread per
 // vCPU. Built by create() as a list of small named steps (machine_builder.cc);
@@ -44,13 +59,20 @@ private:
     explicit Machine(const VmConfig& config);
 
     // Build steps, in order.
+    void create_virtio_devices();
     void create_guest_memory();
     void load_kernel_and_initrd();
     void write_platform_description();
     void open_kvm();
     void register_guest_memory();
     void create_legacy_devices();
+    void attach_virtio_devices();
     void create_vcpus();
+
+    void describe_virtio_devices(x86::acpi::AcpiConfig& acpi) const;
+    void attach_mmio_transports();
+    void attach_pci_transports();
+    void collect_device_stats();
 
     void start_vcpu_threads();
     void stop_vcpu_threads();
@@ -61,6 +83,7 @@ private:
     VmConfig m_config;
     VmStats m_stats;
     StopController m_stop;
+    EventLoop m_events;  // before the devices that subscribe to it
     std::optional<GuestMemory> m_memory;
     std::optional<LoadedKernel> m_kernel;
     std::optional<Kvm> m_kvm;
@@ -70,6 +93,20 @@ private:
     std::unique_ptr<VmLifecycle> m_lifecycle;
     std::shared_ptr<Serial> m_serial;
     std::shared_ptr<I8042> m_i8042;
+    // One per virtio device, in --disk order then the rng.
+    struct VirtioEntry {
+        std::shared_ptr<virtio::VirtioDevice> device;
+        std::string type;       // for stats: "block", "entropy"
+        MmioPlacement mmio;     // virtio-mmio only
+        std::string transport;  // for stats: where it is attached
+        std::function<std::vector<virtio::DeviceCounter>()> counters;  // the transport's, device's included
+    };
+    std::vector<VirtioEntry> m_virtio;
+    std::string m_cmdline_extra;  // virtio_mmio.device= parameters, when needed
+    std::shared_ptr<pci::PciRoot> m_pci_root;
+    std::shared_ptr<MsiRouter> m_msi_router;
+    std::vector<std::shared_ptr<virtio::VirtioPciTransport>> m_pci_transports;
+    std::vector<std::shared_ptr<void>> m_transports;  // keeps transports and MSI vectors alive
     std::vector<std::unique_ptr<VcpuRunner>> m_runners;
     std::vector<std::thread> m_threads;
     std::atomic<uint64_t> m_first_run_ns{0};

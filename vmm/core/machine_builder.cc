@@ -50,12 +50,14 @@ private:
 std::unique_ptr<Machine> Machine::create(const VmConfig& config) {
     validate_config(config, host_memory_bytes());
     std::unique_ptr<Machine> m(new Machine(config));
+    m->create_virtio_devices();
     m->create_guest_memory();
     m->load_kernel_and_initrd();
     m->write_platform_description();
     m->open_kvm();
     m->register_guest_memory();
     m->create_legacy_devices();
+    m->attach_virtio_devices();
     m->create_vcpus();
     return m;
 }
@@ -69,7 +71,7 @@ void Machine::create_guest_memory() {
 void Machine::load_kernel_and_initrd() {
     m_kernel = load_kernel(m_config.kernel_path, *m_memory);
     x86::BootInfo info;
-    info.cmdline = m_config.cmdline;
+    info.cmdline = m_config.cmdline + m_cmdline_extra;
     if (!m_config.initrd_path.empty()) info.initrd = load_initrd(m_config.initrd_path, *m_memory, *m_kernel);
     info.memory_map = x86::build_e820_map(*m_memory);
     info.acpi_rsdp = x86::kBiosAreaStart;
@@ -81,6 +83,7 @@ void Machine::write_platform_description() {
     const auto ids = apic_ids(m_config.vcpus);
     x86::acpi::AcpiConfig acpi;
     acpi.apic_ids = ids;
+    describe_virtio_devices(acpi);
     const auto layout = x86::acpi::write_acpi_tables(*m_memory, acpi);
     if (layout.rsdp != x86::kBiosAreaStart) throw Error("internal: the RSDP moved away from kBiosAreaStart");
     x86::write_mptable(*m_memory, ids);

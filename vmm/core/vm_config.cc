@@ -1,12 +1,32 @@
 #include "core/vm_config.h"
 
+#include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "arch/x86_64/layout.h"
 #include "common/error.h"
 
 namespace keel {
+
+namespace {
+
+// Two --disk options naming one file would take two locks on it (the second
+// fails as if another process used it) or alias one disk: refuse both.
+void validate_disks(const std::vector<block::DiskOptions>& disks) {
+    std::set<std::string> ids;
+    std::set<std::string> paths;
+    for (const auto& disk : disks) {
+        if (!disk.id.empty() && !ids.insert(disk.id).second) throw Error("--disk id=" + disk.id + ": used twice");
+        std::error_code error;
+        const auto canonical = std::filesystem::weakly_canonical(disk.path, error);
+        const std::string key = error ? disk.path : canonical.string();
+        if (!paths.insert(key).second) throw Error("--disk path=" + disk.path + ": the same image is given twice");
+    }
+}
+
+}  // namespace
 
 void validate_config(const VmConfig& config, uint64_t host_memory) {
     if (config.kernel_path.empty()) throw Error("--kernel is required");
@@ -20,6 +40,7 @@ void validate_config(const VmConfig& config, uint64_t host_memory) {
     if (config.memory_bytes % (4 * KiB) != 0) {
         throw Error("--memory " + std::to_string(config.memory_bytes) + " B: must be a multiple of 4 KiB");
     }
+    validate_disks(config.disks);
     // Guest RAM is mapped lazily, so the kernel would accept far more than
     // exists; refuse up front instead of letting the guest hit the OOM killer.
     if (host_memory != 0 && config.memory_bytes > host_memory) {

@@ -3,10 +3,21 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/units.h"
+#include "virtio/block/disk_options.h"
 
 namespace keel {
+
+// How virtio devices reach the guest. PCI is the default: every distribution
+// kernel has virtio_pci and finds devices by plain PCI enumeration (ACPI or
+// not), and MSI-X gives each queue its own interrupt. virtio-mmio is the
+// Firecracker-style alternative: fewer registers and no PCI enumeration at
+// boot; the guest finds it through ACPI (LNRO0005) or, with acpi=off,
+// virtio_mmio.device= parameters keel appends. docs/architecture.md has the
+// measured difference.
+enum class VirtioTransportKind : uint8_t { Pci, Mmio };
 
 // Everything needed to build one VM. The CLI fills it today; the API and the
 // config file (a later issue) map onto the same struct.
@@ -16,6 +27,10 @@ struct VmConfig {
     std::string cmdline = kDefaultCmdline;
     uint32_t vcpus = 1;
     uint64_t memory_bytes = 256 * MiB;
+
+    VirtioTransportKind transport = VirtioTransportKind::Pci;
+    std::vector<block::DiskOptions> disks;  // vda, vdb, ... in this order
+    bool rng = false;                       // virtio-rng backed by getrandom(2)
 
     bool print_stats = false;
     std::string stats_json_path;  // empty: don't write

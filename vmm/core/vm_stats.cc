@@ -43,8 +43,8 @@ double VmStats::ms_since_start(uint64_t at_ns) const {
     return static_cast<double>(at_ns - m_start_ns) / 1e6;
 }
 
-std::string VmStats::device_name(const std::vector<NamedDevice>& devices, uint64_t addr) const {
-    for (const auto& d : devices) {
+std::string VmStats::device_name(const std::vector<NamedDevice>& ranges, uint64_t addr) const {
+    for (const auto& d : ranges) {
         if (addr >= d.base && addr - d.base < d.length) return d.name;
     }
     return "unclaimed";
@@ -90,6 +90,13 @@ nlohmann::json VmStats::to_json() const {
     mem["kvm"] = kind_json(memory.kvm);
     mem["other"] = kind_json(memory.other);
     mem["guest_ram_touched"] = kind_json(memory.guest_ram);
+    j["devices"] = nlohmann::json::array();
+    for (const auto& device : devices) {
+        nlohmann::json counters = nlohmann::json::object();
+        for (const auto& [name, value] : device.counters) counters[name] = value;
+        j["devices"].push_back(
+            {{"name", device.name}, {"type", device.type}, {"transport", device.transport}, {"counters", counters}});
+    }
     return j;
 }
 
@@ -142,6 +149,12 @@ std::string VmStats::to_text() const {
     row("other", memory.other);
     out << "guest RAM touched: " << fixed(static_cast<double>(memory.guest_ram.rss_kib) / 1024.0) << " MiB of "
         << (guest_memory_bytes >> 20) << " MiB\n";
+    if (!devices.empty()) out << "virtio devices:\n";
+    for (const auto& device : devices) {
+        out << "  " << device.name << " (" << device.type << ", " << device.transport << "):";
+        for (const auto& [name, value] : device.counters) out << " " << name << "=" << value;
+        out << "\n";
+    }
     return out.str();
 }
 

@@ -26,6 +26,14 @@ struct NamedDevice {
     std::string name;
 };
 
+// A virtio device's counters when the VM stopped ("requests", "kicks", ...).
+struct DeviceStats {
+    std::string name;       // "blk0", "rng"
+    std::string type;       // "block", "entropy"
+    std::string transport;  // "pci 00:01.0", "mmio 0xd0001000"
+    std::vector<std::pair<std::string, uint64_t>> counters;
+};
+
 // What one VM run cost, gathered while it runs and reported when it ends.
 // Phases are recorded by the main thread; guest marks arrive from vCPU
 // threads (through the boot-timer device) under a lock.
@@ -48,13 +56,14 @@ public:
     std::vector<NamedDevice> pio_devices;
     std::vector<NamedDevice> mmio_devices;
     MemoryBreakdown memory;
+    std::vector<DeviceStats> devices;
 
     [[nodiscard]] nlohmann::json to_json() const;
     [[nodiscard]] std::string to_text() const;
 
 private:
     [[nodiscard]] double ms_since_start(uint64_t at_ns) const;
-    [[nodiscard]] std::string device_name(const std::vector<NamedDevice>& devices, uint64_t addr) const;
+    [[nodiscard]] std::string device_name(const std::vector<NamedDevice>& ranges, uint64_t addr) const;
 
     uint64_t m_start_ns;
     std::vector<std::pair<std::string, uint64_t>> m_phases;

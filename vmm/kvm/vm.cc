@@ -2,6 +2,9 @@
 
 #include <sys/ioctl.h>
 
+#include <cstring>
+#include <vector>
+
 #include "common/error.h"
 #include "kvm/kvm.h"
 #include "kvm/vcpu.h"
@@ -47,11 +50,39 @@ void Vm::register_irqfd(int eventfd, uint32_t gsi) const {
     kvm_ioctl_or_throw(m_fd.get(), KVM_IRQFD, &irqfd, "KVM_IRQFD");
 }
 
+void Vm::register_ioeventfd(int eventfd, IoSpace space, uint64_t address, uint32_t length,
+                            std::optional<uint64_t> datamatch) const {
+    kvm_ioeventfd ioeventfd{};
+    ioeventfd.fd = eventfd;
+    ioeventfd.addr = address;
+    ioeventfd.len = length;
+    if (space == IoSpace::Pio) ioeventfd.flags |= KVM_IOEVENTFD_FLAG_PIO;
+    if (datamatch) {
+        ioeventfd.flags |= KVM_IOEVENTFD_FLAG_DATAMATCH;
+        ioeventfd.datamatch = *datamatch;
+    }
+    kvm_ioctl_or_throw(m_fd.get(), KVM_IOEVENTFD, &ioeventfd, "KVM_IOEVENTFD");
+}
+
 void Vm::set_irq_line(uint32_t gsi, bool level) const {
     kvm_irq_level irq{};
     irq.irq = gsi;
     irq.level = level ? 1 : 0;
     kvm_ioctl_or_throw(m_fd.get(), KVM_IRQ_LINE, &irq, "KVM_IRQ_LINE");
+}
+
+void Vm::set_gsi_routing(std::span<const kvm_irq_routing_entry> entries) const {
+    // struct kvm_irq_routing ends in a flexible array: header, then entries,
+    // in one 8-byte aligned buffer.
+    const size_t bytes = sizeof(kvm_irq_routing) + entries.size_bytes();
+    std::vector<uint64_t> buffer((bytes + sizeof(uint64_t) - 1) / sizeof(uint64_t), 0);
+    kvm_irq_routing header{};
+    header.nr = static_cast<uint32_t>(entries.size());
+    std::memcpy(buffer.data(), &header, sizeof header);
+    if (!entries.empty()) {
+        std::memcpy(reinterpret_cast<uint8_t*>(buffer.data()) + sizeof header, entries.data(), entries.size_bytes());
+    }
+    kvm_ioctl_or_throw(m_fd.get(), KVM_SET_GSI_ROUTING, buffer.data(), "KVM_SET_GSI_ROUTING");
 }
 
 Vcpu Vm::create_vcpu(uint32_t index) const {

@@ -3,6 +3,8 @@
 #include "common/kvm_uapi.h"
 
 #include <cstdint>
+#include <optional>
+#include <span>
 
 #include "common/fd.h"
 
@@ -25,6 +27,15 @@ public:
     // Edge interrupt source: writing 1 to `eventfd` pulses `gsi`.
     void register_irqfd(int eventfd, uint32_t gsi) const;
     void set_irq_line(uint32_t gsi, bool level) const;
+    // KVM_SET_GSI_ROUTING: replaces the VM's whole routing table with `entries`
+    // (KVM_CAP_IRQ_ROUTING; at most KVM_MAX_IRQ_ROUTES entries).
+    void set_gsi_routing(std::span<const kvm_irq_routing_entry> entries) const;
+    // A guest write of `length` bytes (0: any width, MMIO only) to `address`
+    // — equal to `datamatch` when given — signals `eventfd` inside KVM
+    // instead of exiting to keel.
+    enum class IoSpace : uint8_t { Mmio, Pio };
+    void register_ioeventfd(int eventfd, IoSpace space, uint64_t address, uint32_t length,
+                            std::optional<uint64_t> datamatch) const;
 
     [[nodiscard]] Vcpu create_vcpu(uint32_t index) const;
     [[nodiscard]] int fd() const { return m_fd.get(); }

@@ -106,6 +106,23 @@ bool GuestMemory::write(Gpa gpa, std::span<const uint8_t> src) const {
     return true;
 }
 
+// The __atomic builtins act on the host mapping directly: the bytes have no
+// C++ object type, and the guest's vCPUs access the same location.
+std::optional<uint16_t> GuestMemory::load_acquire_u16(Gpa gpa) const {
+    const auto* region = find(gpa, sizeof(uint16_t));
+    if (region == nullptr || gpa.value % alignof(uint16_t) != 0) return std::nullopt;
+    const auto* host = reinterpret_cast<const uint16_t*>(region->host + (gpa.value - region->start.value));
+    return __atomic_load_n(host, __ATOMIC_ACQUIRE);
+}
+
+bool GuestMemory::store_release_u16(Gpa gpa, uint16_t value) const {
+    const auto* region = find(gpa, sizeof(uint16_t));
+    if (region == nullptr || gpa.value % alignof(uint16_t) != 0) return false;
+    auto* host = reinterpret_cast<uint16_t*>(region->host + (gpa.value - region->start.value));
+    __atomic_store_n(host, value, __ATOMIC_RELEASE);
+    return true;
+}
+
 void GuestMemory::write_or_throw(Gpa gpa, std::span<const uint8_t> src, const std::string& what) const {
     if (!write(gpa, src)) {
         throw Error(what + " (" + std::to_string(src.size()) + " bytes at guest address 0x" +

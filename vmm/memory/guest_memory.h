@@ -65,6 +65,13 @@ public:
         return write(gpa, std::span(reinterpret_cast<const uint8_t*>(&value), sizeof(T)));
     }
 
+    // Single-copy-atomic 16-bit accesses for indices shared with a running
+    // guest (virtqueue avail.idx / used.idx, virtio 1.2 §2.7.13.3). `gpa` must
+    // be 2-aligned (nullopt/false otherwise). load_acquire_u16: no later read
+    // moves before it; store_release_u16: every earlier write is visible first.
+    [[nodiscard]] std::optional<uint16_t> load_acquire_u16(Gpa gpa) const;
+    [[nodiscard]] bool store_release_u16(Gpa gpa, uint16_t value) const;
+
     // Setup-time variants: throw keel::Error naming `what` when out of range.
     void write_or_throw(Gpa gpa, std::span<const uint8_t> src, const std::string& what) const;
     template <typename T>

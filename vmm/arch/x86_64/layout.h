@@ -45,12 +45,20 @@ inline constexpr Gpa kBootTimerMmio{0xc000'0000};
 inline constexpr Gpa kBootTimerLegacyMmio{0xd000'0000};
 inline constexpr uint64_t kBootTimerMmioSize = 0x1000;
 inline constexpr uint8_t kBootTimerMagic = 123;
+// 32-bit PCI memory window: every BAR is assigned here at setup (and never moves). The PCI0
+// host bridge's _CRS describes exactly this range, so Linux keeps the assigned BARs.
+inline constexpr Gpa kPciMmioWindowStart{0xc100'0000};
+inline constexpr uint64_t kPciMmioWindowSize = 0x0f00'0000;  // up to 0xd000'0000
 // virtio-mmio devices are placed from here, one 4 KiB window each (issue 3).
 inline constexpr Gpa kVirtioMmioStart{0xd000'1000};
 inline constexpr uint64_t kVirtioMmioStride = 0x1000;
-// PCI ECAM (issue 3): 256 buses x 32 devices x 8 functions x 4 KiB.
+// PCI ECAM (issue 3): 256 buses x 32 devices x 8 functions x 4 KiB reserved here. keel has
+// bus 0 only, so the MCFG table, the ECAM device and the PNP0C02 reservation cover its 1 MiB.
 inline constexpr Gpa kPciEcamStart{0xe000'0000};
 inline constexpr uint64_t kPciEcamSize = 0x1000'0000;
+inline constexpr uint8_t kPciBusCount = 1;
+inline constexpr uint64_t kPciEcamBusSize = 0x10'0000;  // 32 devices x 8 functions x 4 KiB
+inline constexpr uint64_t kPciEcamUsedSize = kPciBusCount * kPciEcamBusSize;
 inline constexpr Gpa kIoapicStart{0xfec0'0000};
 inline constexpr uint8_t kIoapicId = 0;           // KVM's in-kernel IOAPIC resets its ID register to 0
 inline constexpr Gpa kLapicStart{0xfee0'0000};
@@ -65,6 +73,10 @@ inline constexpr uint16_t kSerialPortCount = 8;
 inline constexpr uint16_t kI8042DataPort = 0x60;
 inline constexpr uint16_t kI8042CommandPort = 0x64;
 inline constexpr uint16_t kPostCodePort = 0x80;    // Cloud Hypervisor-style boot-timer codes
+// PCI configuration mechanism #1: CONFIG_ADDRESS at 0xcf8, CONFIG_DATA at 0xcfc-0xcff.
+inline constexpr uint16_t kPciConfigAddressPort = 0xcf8;
+inline constexpr uint16_t kPciConfigDataPort = 0xcfc;
+inline constexpr uint16_t kPciConfigPortCount = 8;
 // ACPI hardware-reduced sleep control/status and reset registers (FADT points here).
 inline constexpr uint16_t kAcpiSleepControlPort = 0x600;
 inline constexpr uint16_t kAcpiSleepStatusPort = 0x601;

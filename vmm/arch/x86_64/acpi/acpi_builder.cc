@@ -135,8 +135,15 @@ std::vector<uint8_t> build_rsdp(Gpa xsdt) {
 
 AcpiImage build_acpi_tables(const AcpiConfig& config, Gpa base) {
     const std::vector<uint8_t> madt = build_madt(config.apic_ids);
-    const std::vector<uint8_t> dsdt = build_dsdt(config.devices);
-    const size_t xsdt_length = sizeof(SdtHeader) + 2 * sizeof(uint64_t);
+    std::vector<AmlDevice> devices = config.devices;
+    std::vector<uint8_t> mcfg;
+    if (config.pci) {
+        mcfg = build_mcfg(*config.pci);
+        for (AmlDevice& device : pci_host_bridge_devices(*config.pci)) devices.push_back(std::move(device));
+    }
+    const std::vector<uint8_t> dsdt = build_dsdt(devices);
+    const size_t xsdt_entry_count = config.pci ? 3 : 2;
+    const size_t xsdt_length = sizeof(SdtHeader) + xsdt_entry_count * sizeof(uint64_t);
 
     // Every table's size is known before any address is, so place first,
     // then fill in the pointers.
@@ -153,21 +160,26 @@ AcpiImage build_acpi_tables(const AcpiConfig& config, Gpa base) {
     layout.madt = place(madt.size());
     layout.dsdt = place(dsdt.size());
     layout.size = layout.dsdt.value + dsdt.size() - base.value;
+    if (config.pci) {
+        layout.mcfg = place(mcfg.size());
+        layout.size = layout.mcfg.value + mcfg.size() - base.value;
+    }
     if (layout.size > kAcpiTablesMaxSize) {
         throw Error("ACPI tables need " + std::to_string(layout.size) + " bytes but keel reserves " +
                     std::to_string(kAcpiTablesMaxSize) + ": describe fewer devices");
     }
 
-    const Gpa xsdt_entries[] = {layout.fadt, layout.madt};
+    const Gpa xsdt_entries[] = {layout.fadt, layout.madt, layout.mcfg};
     AcpiImage image{layout, std::vector<uint8_t>(layout.size, 0)};
     auto put = [&](Gpa at, const std::vector<uint8_t>& table) {
         std::copy(table.begin(), table.end(), image.bytes.begin() + static_cast<ptrdiff_t>(at.value - base.value));
     };
     put(layout.rsdp, build_rsdp(layout.xsdt));
-    put(layout.xsdt, build_xsdt(xsdt_entries));
+    put(layout.xsdt, build_xsdt(std::span(xsdt_entries).first(xsdt_entry_count)));
     put(layout.fadt, build_fadt(layout.dsdt));
     put(layout.madt, madt);
     put(layout.dsdt, dsdt);
+    if (config.pci) put(layout.mcfg, mcfg);
     return image;
 }
 

@@ -2,7 +2,7 @@
 
 // Lays keel's ACPI tables out in the guest's BIOS area and writes them:
 //
-//   kBiosAreaStart: RSDP -> XSDT -> { FADT -> DSDT, MADT }
+//   kBiosAreaStart: RSDP -> XSDT -> { FADT -> DSDT, MADT [, MCFG] }
 //
 // The platform is hardware-reduced ACPI (ACPI 6.4 §4.1): no SCI, PM timer or
 // PM1 blocks. Power-off goes through the FADT's sleep control/status
@@ -11,10 +11,12 @@
 // scanning 0xe0000-0xfffff when no boot protocol field carries its address.
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <vector>
 
 #include "arch/x86_64/acpi/dsdt.h"
+#include "arch/x86_64/acpi/pci_acpi.h"
 #include "memory/gpa.h"
 #include "memory/guest_memory.h"
 
@@ -26,6 +28,10 @@ struct AcpiConfig {
     std::vector<uint32_t> apic_ids;
     // Devices added to \_SB after the built-in COM1 and i8042.
     std::vector<AmlDevice> devices;
+    // The PCI host bridge: an MCFG table, and \_SB.PCI0 plus its ECAM
+    // reservation after `devices`. Absent: no PCI, and the tables are exactly
+    // those of a machine without it.
+    std::optional<PciHostBridgeConfig> pci{};
 };
 
 // Where each table lies in guest memory.
@@ -35,6 +41,7 @@ struct AcpiLayout {
     Gpa fadt;
     Gpa madt;
     Gpa dsdt;
+    Gpa mcfg{};  // 0 without PCI
     uint64_t size = 0;  // bytes from rsdp to the end of the last table
 };
 

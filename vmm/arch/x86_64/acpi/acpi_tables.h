@@ -29,7 +29,7 @@ inline constexpr auto kAcpiSigXsdt = fixed_text("XSDT");
 inline constexpr auto kAcpiSigFadt = fixed_text("FACP");
 inline constexpr auto kAcpiSigMadt = fixed_text("APIC");
 inline constexpr auto kAcpiSigDsdt = fixed_text("DSDT");
-inline constexpr auto kAcpiSigMcfg = fixed_text("MCFG");  // reserved for the PCI issue
+inline constexpr auto kAcpiSigMcfg = fixed_text("MCFG");  // PCI Firmware 3.2 §4.1.2
 
 // --- Who made the tables (the OEM fields of every header) ---
 inline constexpr auto kOemId = fixed_text("KEEL  ");
@@ -231,6 +231,23 @@ struct MadtLocalApicNmi {
 };
 static_assert(sizeof(MadtLocalApicNmi) == 6);
 inline constexpr uint8_t kMadtAllProcessors = 0xff;
+
+// PCI Firmware Specification 3.2 §4.1.2 MCFG: the header, 8 reserved bytes,
+// then one allocation structure per ECAM range (Table 4-3).
+struct McfgHeader {
+    SdtHeader header;
+    std::array<uint8_t, 8> reserved{};
+};
+static_assert(sizeof(McfgHeader) == 44);
+struct McfgAllocation {
+    uint64_t base_address = 0;  // ECAM base of bus 0 of the segment, even when start_bus > 0
+    uint16_t segment = 0;
+    uint8_t start_bus = 0;
+    uint8_t end_bus = 0;
+    uint32_t reserved = 0;
+};
+static_assert(sizeof(McfgAllocation) == 16);
+inline constexpr uint8_t kMcfgRevision = 1;
 
 #pragma pack(pop)
 

@@ -37,6 +37,14 @@ constexpr uint8_t kIoPortTag = 0x47;            // small item 0x8, length 7
 constexpr uint8_t kEndTag = 0x79;               // small item 0xf, length 1
 constexpr uint8_t kMemory32FixedTag = 0x86;     // large item 0x6
 constexpr uint8_t kExtendedInterruptTag = 0x89; // large item 0x9
+constexpr uint8_t kDWordAddressSpaceTag = 0x87;  // large item 0x7
+constexpr uint8_t kWordAddressSpaceTag = 0x88;   // large item 0x8
+// §6.4.3.5 address space descriptors: resource types and general flags.
+constexpr uint8_t kResourceTypeMemory = 0;
+constexpr uint8_t kResourceTypeBusNumber = 2;
+// Producer (bit 0 clear), positive decode (bit 1 clear), MinFixed (bit 2), MaxFixed (bit 3).
+constexpr uint8_t kProducerFixedRange = 0x0c;
+constexpr uint8_t kMemoryReadWrite = 0x01;  // type-specific flags: RW, non-cacheable, AddressRangeMemory
 constexpr uint8_t kIoDecode16 = 0x01;
 
 constexpr size_t kNameSegLength = 4;
@@ -270,6 +278,34 @@ ResourceTemplate& ResourceTemplate::memory32_fixed(MemoryAccess access, uint32_t
     append_le(m_descriptors, 9, 2);  // information byte, base, length
     m_descriptors.push_back(access == MemoryAccess::kReadWrite ? 0x01 : 0x00);
     append_le(m_descriptors, base, 4);
+    append_le(m_descriptors, length, 4);
+    return *this;
+}
+
+ResourceTemplate& ResourceTemplate::word_bus_number(uint16_t first, uint16_t last) {
+    if (first > last) throw Error("WordBusNumber: bus range is empty");
+    m_descriptors.push_back(kWordAddressSpaceTag);
+    append_le(m_descriptors, 13, 2);  // type, general flags, type flags, 5 Words
+    m_descriptors.insert(m_descriptors.end(), {kResourceTypeBusNumber, kProducerFixedRange, 0});
+    append_le(m_descriptors, 0, 2);  // granularity
+    append_le(m_descriptors, first, 2);
+    append_le(m_descriptors, last, 2);
+    append_le(m_descriptors, 0, 2);  // translation offset
+    append_le(m_descriptors, uint32_t{last} - first + 1, 2);
+    return *this;
+}
+
+ResourceTemplate& ResourceTemplate::dword_memory_window(uint32_t base, uint32_t length) {
+    if (length == 0 || length - 1 > UINT32_MAX - base) {
+        throw Error("DWordMemory: the window must be non-empty and lie below 4 GiB");
+    }
+    m_descriptors.push_back(kDWordAddressSpaceTag);
+    append_le(m_descriptors, 23, 2);  // type, general flags, type flags, 5 DWords
+    m_descriptors.insert(m_descriptors.end(), {kResourceTypeMemory, kProducerFixedRange, kMemoryReadWrite});
+    append_le(m_descriptors, 0, 4);  // granularity
+    append_le(m_descriptors, base, 4);
+    append_le(m_descriptors, uint64_t{base} + length - 1, 4);
+    append_le(m_descriptors, 0, 4);  // translation offset
     append_le(m_descriptors, length, 4);
     return *this;
 }

@@ -77,6 +77,15 @@ public:
                                 InterruptSharing sharing);
     // §6.4.3.4 32-Bit Fixed Memory Range Descriptor: Memory32Fixed(access, base, length).
     ResourceTemplate& memory32_fixed(MemoryAccess access, uint32_t base, uint32_t length);
+    // §6.4.3.5.3 Word Address Space Descriptor for bus numbers, as a bridge
+    // produces them: WordBusNumber(ResourceProducer, MinFixed, MaxFixed,
+    // PosDecode, 0, first, last, 0, last - first + 1). first <= last.
+    ResourceTemplate& word_bus_number(uint16_t first, uint16_t last);
+    // §6.4.3.5.2 DWord Address Space Descriptor for a memory window a bridge
+    // produces: DWordMemory(ResourceProducer, PosDecode, MinFixed, MaxFixed,
+    // NonCacheable, ReadWrite, 0, base, base + length - 1, 0, length).
+    // length > 0 and the window below 4 GiB.
+    ResourceTemplate& dword_memory_window(uint32_t base, uint32_t length);
 
     // The buffer object: the descriptors, then the §6.4.2.9 End Tag. Its
     // checksum byte is zero, which the spec defines as "treat as valid" and

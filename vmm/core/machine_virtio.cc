@@ -1,0 +1,141 @@
+// The build steps that give a Machine its virtio devices: one recipe for
+// every device, whichever transport carries it (design notes §4,
+// "Registration is one recipe in one place").
+#include <spdlog/spdlog.h>
+
+#include "arch/x86_64/acpi/acpi_builder.h"
+#include "arch/x86_64/layout.h"
+#include "common/error.h"
+#include "core/irqfd_line.h"
+#include "core/machine.h"
+#include "core/msi_routes.h"
+#include "core/virtio_placement.h"
+#include "pci/pci_root.h"
+#include "virtio/block/block_device.h"
+#include "virtio/mmio_transport.h"
+#include "virtio/pci/virtio_pci_transport.h"
+#include "virtio/rng_device.h"
+
+namespace keel {
+
+namespace {
+
+std::string hex(uint64_t value) {
+    char text[24];
+    std::snprintf(text, sizeof text, "0x%llx", static_cast<unsigned long long>(value));
+    return text;
+}
+
+void register_ioevents(const Vm& vm, const std::vector<virtio::IoEventSpec>& specs) {
+    for (const auto& spec : specs) {
+        vm.register_ioeventfd(spec.fd, Vm::IoSpace::Mmio, spec.address.value, spec.length, spec.datamatch);
+    }
+}
+
+}  // namespace
+
+// Opens every disk image (and takes its lock) before anything else is
+// built, so a missing or busy image fails fast, on any host.
+void Machine::create_virtio_devices() {
+    const uint32_t queues = std::min<uint32_t>(m_config.vcpus, block::kMaxBlockQueues);
+    for (size_t i = 0; i < m_config.disks.size(); ++i) {
+        auto disk = m_config.disks[i];
+        if (disk.id.empty()) disk.id = "blk" + std::to_string(i);
+        VirtioEntry entry;
+        entry.device = std::make_shared<block::VirtioBlock>(disk, queues);
+        entry.type = "block";
+        m_virtio.push_back(std::move(entry));
+    }
+    if (m_config.rng) {
+        VirtioEntry entry;
+        entry.device = std::make_shared<virtio::RngDevice>();
+        entry.type = "entropy";
+        m_virtio.push_back(std::move(entry));
+    }
+
+    if (m_config.transport == VirtioTransportKind::Mmio) {
+        const auto placements = place_mmio_devices(m_virtio.size());
+        const bool on_cmdline = mmio_needs_cmdline_devices(m_config.cmdline);
+        for (size_t i = 0; i < m_virtio.size(); ++i) {
+            m_virtio[i].mmio = placements[i];
+            m_virtio[i].transport = "mmio " + hex(placements[i].base.value);
+            if (on_cmdline) {
+                m_cmdline_extra += " " + virtio::virtio_mmio_cmdline_parameter(placements[i].base, placements[i].size,
+                                                                             placements[i].gsi);
+            }
+        }
+    }
+}
+
+void Machine::describe_virtio_devices(x86::acpi::AcpiConfig& acpi) const {
+    if (m_config.transport == VirtioTransportKind::Mmio) {
+        for (size_t i = 0; i < m_virtio.size(); ++i) {
+            const auto& slot = m_virtio[i].mmio;
+            acpi.devices.push_back(
+                x86::acpi::virtio_mmio_device(static_cast<uint32_t>(i), slot.base, slot.size, slot.gsi));
+        }
+    } else {
+        acpi.pci = x86::acpi::PciHostBridgeConfig{};
+    }
+}
+
+void Machine::attach_virtio_devices() {
+    if (m_config.transport == VirtioTransportKind::Mmio) {
+        attach_mmio_transports();
+    } else {
+        attach_pci_transports();
+    }
+    m_stats.phase("devices ready");
+}
+
+void Machine::attach_mmio_transports() {
+    for (auto& entry : m_virtio) {
+        const auto& slot = entry.mmio;
+        auto irq = std::make_shared<IrqfdLine>(*m_vm, slot.gsi);
+        auto transport = std::make_shared<virtio::VirtioMmioTransport>(entry.device, *m_memory, m_events, irq,
+                                                                       virtio::MmioSlot{slot.base, slot.gsi});
+        m_mmio.insert(transport, slot.base.value, slot.size, std::string(entry.device->name()));
+        register_ioevents(*m_vm, transport->ioevents());
+        entry.counters = [transport] { return transport->counters(); };
+        m_transports.push_back(transport);
+    }
+}
+
+void Machine::attach_pci_transports() {
+    // The host bridge and config access exist even without devices: the
+    // guest's PCI scan then finds a bus with a bridge, as on real hardware,
+    // instead of 1,000 unanswered probes.
+    m_pci_root = std::make_shared<pci::PciRoot>();
+    m_msi_router = MsiRouter::create(*m_vm, static_cast<uint32_t>(m_kvm->check_extension(KVM_CAP_IRQ_ROUTING)));
+    for (auto& entry : m_virtio) {
+        auto vectors = m_msi_router->create_vectors(virtio::VirtioPciTransport::msix_vector_count(*entry.device));
+        auto transport = std::make_shared<virtio::VirtioPciTransport>(entry.device, *m_memory, m_events, vectors,
+                                                                      std::string(entry.device->name()));
+        const uint8_t slot = m_pci_root->add_device(transport);
+        char where[16];
+        std::snprintf(where, sizeof where, "pci 00:%02x.0", slot);
+        entry.transport = where;
+        entry.counters = [transport] { return transport->counters(); };
+        m_transports.push_back(transport);
+        m_pci_transports.push_back(transport);
+    }
+    m_pci_root->assign_bars(m_mmio, x86::kPciMmioWindowStart.value, x86::kPciMmioWindowSize);
+    for (const auto& transport : m_pci_transports) register_ioevents(*m_vm, transport->ioevents());
+    m_pio.insert(std::make_shared<pci::PciConfigIoPort>(m_pci_root), x86::kPciConfigAddressPort,
+                 x86::kPciConfigPortCount, "pci-config");
+    m_mmio.insert(std::make_shared<pci::PciEcam>(m_pci_root), x86::kPciEcamStart.value, x86::kPciEcamUsedSize,
+                  "pci-ecam");
+}
+
+void Machine::collect_device_stats() {
+    for (const auto& entry : m_virtio) {
+        DeviceStats stats;
+        stats.name = std::string(entry.device->name());
+        stats.type = entry.type;
+        stats.transport = entry.transport;
+        stats.counters = entry.counters ? entry.counters() : entry.device->counters();
+        m_stats.devices.push_back(std::move(stats));
+    }
+}
+
+}  // namespace keel
