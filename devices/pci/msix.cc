@@ -23,7 +23,9 @@ constexpr bool ranges_overlap(uint64_t a, uint64_t a_size, uint64_t b, uint64_t 
     return a < b + b_size && b < a + a_size;
 }
 
-bool contains(uint64_t start, uint64_t size, uint64_t offset) { return offset >= start && offset - start < size; }
+bool contains(uint64_t start, uint64_t size, uint64_t offset) {
+    return offset >= start && offset - start < size;
+}
 
 }  // namespace
 
@@ -115,10 +117,18 @@ void MsixCapability::write_entry_byte(uint64_t offset, uint8_t value) {
         word = (word & ~lane) | ((uint32_t{value} << shift) & lane);
     };
     switch (field / 4) {
-        case PCI_MSIX_ENTRY_LOWER_ADDR / 4: put(entry.address_lo, ~uint32_t{3}); break;
-        case PCI_MSIX_ENTRY_UPPER_ADDR / 4: put(entry.address_hi, ~uint32_t{0}); break;
-        case PCI_MSIX_ENTRY_DATA / 4: put(entry.data, ~uint32_t{0}); break;
-        default: put(entry.control, PCI_MSIX_ENTRY_CTRL_MASKBIT); break;
+        case PCI_MSIX_ENTRY_LOWER_ADDR / 4:
+            put(entry.address_lo, ~uint32_t{3});
+            break;
+        case PCI_MSIX_ENTRY_UPPER_ADDR / 4:
+            put(entry.address_hi, ~uint32_t{0});
+            break;
+        case PCI_MSIX_ENTRY_DATA / 4:
+            put(entry.data, ~uint32_t{0});
+            break;
+        default:
+            put(entry.control, PCI_MSIX_ENTRY_CTRL_MASKBIT);
+            break;
     }
 }
 
@@ -126,7 +136,8 @@ void MsixCapability::pba_read(uint64_t offset, std::span<uint8_t> data) {
     std::lock_guard lock(m_mutex);
     for (size_t i = 0; i < data.size(); ++i) {
         const uint64_t at = offset + i;
-        data[i] = (at < offset || at >= pba_size()) ? 0 : static_cast<uint8_t>(m_pending[at / 8] >> (8 * (at % 8)));
+        const uint64_t word = (at < offset || at >= pba_size()) ? 0 : m_pending[at / 8] >> (8 * (at % 8));
+        data[i] = static_cast<uint8_t>(word);
     }
 }
 
@@ -226,6 +237,8 @@ void MsixBarDevice::read(uint64_t offset, std::span<uint8_t> data) {
     if (!m_msix.bar_read(m_bar, offset, data)) std::fill(data.begin(), data.end(), uint8_t{0});
 }
 
-void MsixBarDevice::write(uint64_t offset, std::span<const uint8_t> data) { (void)m_msix.bar_write(m_bar, offset, data); }
+void MsixBarDevice::write(uint64_t offset, std::span<const uint8_t> data) {
+    (void)m_msix.bar_write(m_bar, offset, data);
+}
 
 }  // namespace keel::pci

@@ -97,7 +97,7 @@ private:
         uint32_t address_hi = 0;
         uint32_t data = 0;
         uint32_t control = PCI_MSIX_ENTRY_CTRL_MASKBIT;  // masked at reset (§6.8.2.9)
-        bool configured = false;  // the sink has `sent`
+        bool configured = false;                         // the sink has `sent`
         MsiMessage sent;
     };
 

@@ -16,8 +16,8 @@ static_assert(std::endian::native == std::endian::little, "config space is littl
 // parity error response, SERR# enable, interrupt disable. keel functions
 // have no I/O BARs, so I/O space enable is hardwired to 0; the remaining
 // bits are PCI-bus features with no meaning here (hardwired 0, as PCIe does).
-constexpr uint32_t kCommandWritable = PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER | PCI_COMMAND_PARITY |
-                                      PCI_COMMAND_SERR | PCI_COMMAND_INTX_DISABLE;
+constexpr uint32_t kCommandWritable =
+    PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER | PCI_COMMAND_PARITY | PCI_COMMAND_SERR | PCI_COMMAND_INTX_DISABLE;
 // Status error bits are write-1-to-clear (§6.2.3); keel never sets them, but a
 // guest clearing them must not flip anything else.
 constexpr uint32_t kStatusW1c = PCI_STATUS_PARITY | PCI_STATUS_SIG_TARGET_ABORT | PCI_STATUS_REC_TARGET_ABORT |
@@ -28,6 +28,7 @@ using enum RegisterAccess;
 // PCI 3.0 Figure 6-1 (type 0 header) and §6.2. BAR masks depend on the
 // declared BAR and are set by add_bar(); an undeclared BAR is hardwired to 0,
 // which a sizing driver reads as "not implemented" (§6.2.5.1).
+// clang-format off
 constexpr RegisterInfo kHeaderRegisters[] = {
     // name                  offset                   width access     write mask        w1c
     {"Vendor ID",            PCI_VENDOR_ID,           2, ReadOnly,  0,                0},
@@ -58,8 +59,11 @@ constexpr RegisterInfo kHeaderRegisters[] = {
     {"Min_Gnt",              PCI_MIN_GNT,             1, ReadOnly,  0,                0},
     {"Max_Lat",              PCI_MAX_LAT,             1, ReadOnly,  0,                0},
 };
+// clang-format on
 
-constexpr uint16_t bar_register(uint8_t index) { return static_cast<uint16_t>(PCI_BASE_ADDRESS_0 + 4 * index); }
+constexpr uint16_t bar_register(uint8_t index) {
+    return static_cast<uint16_t>(PCI_BASE_ADDRESS_0 + 4 * index);
+}
 
 uint32_t bar_flags(const BarSpec& bar) {
     uint32_t flags = PCI_BASE_ADDRESS_SPACE_MEMORY;
@@ -92,7 +96,9 @@ PciConfigSpace::PciConfigSpace(const PciIdentity& identity) {
     write16(PCI_SUBSYSTEM_ID, identity.subsystem_id);
 }
 
-std::span<const RegisterInfo> PciConfigSpace::header_registers() { return kHeaderRegisters; }
+std::span<const RegisterInfo> PciConfigSpace::header_registers() {
+    return kHeaderRegisters;
+}
 
 void PciConfigSpace::add_bar(const BarSpec& bar) {
     const bool is64 = bar.kind == BarKind::Memory64;
@@ -139,7 +145,9 @@ void PciConfigSpace::set_bar_address(uint8_t index, uint64_t address) {
     if (spec->kind == BarKind::Memory64) write32(static_cast<uint16_t>(reg + 4), static_cast<uint32_t>(address >> 32));
 }
 
-uint64_t PciConfigSpace::bar_address(uint8_t index) const { return index < kBarCount ? m_bar_addresses[index] : 0; }
+uint64_t PciConfigSpace::bar_address(uint8_t index) const {
+    return index < kBarCount ? m_bar_addresses[index] : 0;
+}
 
 uint8_t PciConfigSpace::add_capability(std::span<const uint8_t> body, std::span<const uint8_t> write_mask) {
     if (body.size() < 2 || (!write_mask.empty() && write_mask.size() != body.size())) {
@@ -168,7 +176,9 @@ uint8_t PciConfigSpace::add_capability(std::span<const uint8_t> body, std::span<
     return cap;
 }
 
-void PciConfigSpace::set_interrupt_pin(InterruptPin pin) { write8(PCI_INTERRUPT_PIN, static_cast<uint8_t>(pin)); }
+void PciConfigSpace::set_interrupt_pin(InterruptPin pin) {
+    write8(PCI_INTERRUPT_PIN, static_cast<uint8_t>(pin));
+}
 
 void PciConfigSpace::set_write_mask(uint16_t offset, uint8_t mask) {
     if (offset >= kConfigSpaceSize) throw Error("PCI " + describe() + ": write mask past config space");
@@ -214,11 +224,13 @@ void PciConfigSpace::check_bar_write(uint8_t reg_index) {
     const uint32_t assigned = static_cast<uint32_t>(m_bar_addresses[index] >> shift) & mask;
     if (value == mask || value == assigned || m_bar_move_logged) return;
     m_bar_move_logged = true;
-    spdlog::warn("PCI {}: guest moved BAR {} away from {:#x}; keel keeps decoding it there (BARs are fixed)", describe(),
-                 index, m_bar_addresses[index]);
+    spdlog::warn("PCI {}: guest moved BAR {} away from {:#x}; keel keeps decoding it there (BARs are fixed)",
+                 describe(), index, m_bar_addresses[index]);
 }
 
-uint8_t PciConfigSpace::read8(uint16_t offset) const { return offset < kConfigSpaceSize ? m_bytes[offset] : 0; }
+uint8_t PciConfigSpace::read8(uint16_t offset) const {
+    return offset < kConfigSpaceSize ? m_bytes[offset] : 0;
+}
 
 uint16_t PciConfigSpace::read16(uint16_t offset) const {
     return static_cast<uint16_t>(read8(offset) | read8(static_cast<uint16_t>(offset + 1)) << 8);

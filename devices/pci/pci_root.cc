@@ -39,7 +39,9 @@ PciAddress decode_config_address(uint32_t value) {
                       .function = static_cast<uint8_t>((value >> 8) & 0x7)};
 }
 
-void fill_all_ones(std::span<uint8_t> data) { std::fill(data.begin(), data.end(), uint8_t{0xff}); }
+void fill_all_ones(std::span<uint8_t> data) {
+    std::fill(data.begin(), data.end(), uint8_t{0xff});
+}
 
 // Smallest alignment keel gives a BAR: a page, so each BAR maps (and traps)
 // on its own and Linux can mmap it through sysfs.
@@ -47,7 +49,9 @@ constexpr uint64_t kMinBarAlignment = 0x1000;
 
 }  // namespace
 
-PciRoot::PciRoot(const PciIdentity& host_bridge) { m_slots[0] = std::make_shared<HostBridge>(host_bridge); }
+PciRoot::PciRoot(const PciIdentity& host_bridge) {
+    m_slots[0] = std::make_shared<HostBridge>(host_bridge);
+}
 
 uint8_t PciRoot::add_device(std::shared_ptr<PciDevice> device) {
     for (uint8_t slot = 1; slot < kSlotCount; ++slot) {

@@ -12,6 +12,10 @@
 // the host bridge's _CRS (pcibios_resource_survey / pci_claim_resource) and
 // only reassigns conflicting or unassigned ones. A move is logged once per
 // function (PciConfigSpace).
+//
+// Decoding likewise ignores the command register's Memory Space Enable bit:
+// Linux clears it only around BAR sizing (__pci_read_base), when it does not
+// touch the BARs, and sets it in pci_enable_device before a driver does.
 
 #include <array>
 #include <cstdint>

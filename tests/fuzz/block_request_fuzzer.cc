@@ -4,8 +4,9 @@
 // resets and guest writes. The real VirtioBlock (synchronous engine) serves
 // them against a small memfd image. Checks: nothing crashes or touches host
 // memory outside guest RAM (ASan), the image never changes size, a read-only
-// image never changes at all, used lengths never exceed the chain's writable
-// bytes, and every loop is bounded.
+// image never changes at all, and every loop is bounded. (Used lengths are
+// not checked: the guest owns the used ring's memory and may scribble on it;
+// block_device_test.cc checks them.)
 //
 // Input layout:
 //   u8  config: bits 2:0 log2(queue size), bit 3 INDIRECT_DESC, bit 4
@@ -136,9 +137,9 @@ std::vector<uint8_t> header(uint32_t type, uint64_t sector) {
 
 // One request shaped like a driver's, with fuzz-chosen type, sector and sizes.
 void add_request(keel::test::FakeDriverQueue& driver, Input& in) {
-    static constexpr std::array<uint32_t, 8> kTypes{VIRTIO_BLK_T_IN,      VIRTIO_BLK_T_OUT,     VIRTIO_BLK_T_FLUSH,
-                                                    VIRTIO_BLK_T_GET_ID,  VIRTIO_BLK_T_DISCARD, VIRTIO_BLK_T_WRITE_ZEROES,
-                                                    VIRTIO_BLK_T_IN,      0xdeadbeef};
+    static constexpr std::array<uint32_t, 8> kTypes{
+        VIRTIO_BLK_T_IN,      VIRTIO_BLK_T_OUT,          VIRTIO_BLK_T_FLUSH, VIRTIO_BLK_T_GET_ID,
+        VIRTIO_BLK_T_DISCARD, VIRTIO_BLK_T_WRITE_ZEROES, VIRTIO_BLK_T_IN,    0xdeadbeef};
     const uint8_t kind = in.u8();
     const uint32_t type = kTypes[kind & 7];
     const uint64_t sector = (kind & 0x40) != 0 ? UINT64_MAX - in.u8() : in.u8();
@@ -163,7 +164,7 @@ void add_request(keel::test::FakeDriverQueue& driver, Input& in) {
     }
     if (type == VIRTIO_BLK_T_IN && data > 0) writable.push_back(data);
     if (type == VIRTIO_BLK_T_GET_ID) writable.push_back(length % 32);
-    if ((kind & 0x10) == 0) writable.push_back(1);  // else: no status byte
+    if ((kind & 0x10) == 0) writable.push_back(1);                                    // else: no status byte
     if ((kind & 0x20) != 0 && readable.size() > 1) readable.erase(readable.begin());  // header missing
     if (writable.empty() && readable.empty()) writable.push_back(1);
     if ((kind & 0x80) != 0) {
@@ -211,9 +212,8 @@ struct Rig {
             q.set_ready(true);
             if (q.activate(memory, features) != virtio::QueueError::None) q.reset();  // left disabled
         }
-        const virtio::ActivationContext context{memory, queues,
-                                                std::span<const int>(host().kick_numbers).first(queues.size()),
-                                                features, notifier, events};
+        const virtio::ActivationContext context{
+            memory, queues, std::span<const int>(host().kick_numbers).first(queues.size()), features, notifier, events};
         return device.activate(context);
     }
 };
@@ -221,18 +221,6 @@ struct Rig {
 void kick(uint16_t q) {
     const uint64_t one = 1;
     check(::write(host().kick_numbers[q], &one, sizeof one) == sizeof one);
-}
-
-// Every used entry's length fits the writable bytes the chain had at most.
-void check_used(const GuestMemory& memory, const virtio::Queue& queue) {
-    if (!queue.active()) return;
-    const auto idx = memory.read_obj<uint16_t>(Gpa{queue.used_ring().value + 2});
-    if (!idx) return;
-    for (uint16_t i = 0; i < std::min<uint16_t>(*idx, queue.size()); ++i) {
-        const auto len = memory.read_obj<uint32_t>(Gpa{queue.used_ring().value + 4 + 8ull * i + 4});
-        // Data (at most the image) plus status, or a GET_ID answer.
-        if (len) check(*len <= kImageSize + 1);
-    }
 }
 
 void run_op(block::VirtioBlock& device, Rig& rig, Input& in) {
@@ -310,8 +298,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     } else {
         std::vector<std::unique_ptr<keel::test::FakeDriverQueue>> drivers;
         for (uint16_t i = 0; i < queue_count; ++i) {
-            drivers.push_back(std::make_unique<keel::test::FakeDriverQueue>(h.memory, rig.queue_size,
-                                                                           Gpa{i == 0 ? 0 : kRam1Start}));
+            drivers.push_back(
+                std::make_unique<keel::test::FakeDriverQueue>(h.memory, rig.queue_size, Gpa{i == 0 ? 0 : kRam1Start}));
             rig.desc[i] = static_cast<uint16_t>(drivers[i]->desc_table().value - (i == 0 ? 0 : kRam1Start));
             rig.avail[i] = static_cast<uint16_t>(drivers[i]->avail_ring().value - (i == 0 ? 0 : kRam1Start));
             rig.used[i] = static_cast<uint16_t>(drivers[i]->used_ring().value - (i == 0 ? 0 : kRam1Start));
@@ -321,7 +309,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
 
     for (int ops = 0; !in.empty() && ops < 64; ++ops) run_op(*device, rig, in);
-    for (const auto& q : rig.queues) check_used(h.memory, q);
     device.reset();  // destroys it: waits for I/O, unsubscribes
 
     check(h.image_size() == kImageSize);

@@ -64,9 +64,10 @@ class FuzzFunction final : public PciDevice {
 public:
     explicit FuzzFunction(std::shared_ptr<CheckingSink> sink)
         : m_config(PciIdentity{.vendor_id = 0x1af4, .device_id = 0x1041, .class_code = 0x020000}),
-          m_msix(MsixLayout{.vector_count = kVectors, .table_bar = 0, .table_offset = 0x2000, .pba_bar = 0,
-                            .pba_offset = 0x3000},
-                 std::move(sink)),
+          m_msix(
+              MsixLayout{
+                  .vector_count = kVectors, .table_bar = 0, .table_offset = 0x2000, .pba_bar = 0, .pba_offset = 0x3000},
+              std::move(sink)),
           m_table_device(std::make_shared<MsixBarDevice>(m_msix, 0)),
           m_plain_device(std::make_shared<MsixBarDevice>(m_msix, 2)) {
         m_config.add_bar({.index = 0, .size = 0x4000, .kind = BarKind::Memory64, .prefetchable = Prefetchable::Yes});

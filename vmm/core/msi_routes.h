@@ -6,8 +6,6 @@
 // change re-sends KVM's default irqchip routes for GSIs 0-23 plus every MSI
 // route (build_gsi_routing, a pure function).
 
-#include "common/kvm_uapi.h"
-
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -15,6 +13,7 @@
 #include <vector>
 
 #include "common/fd.h"
+#include "common/kvm_uapi.h"
 #include "kvm/vm.h"
 #include "pci/msi.h"
 

@@ -23,14 +23,15 @@ namespace {
 
 static_assert(std::endian::native == std::endian::little, "virtio 1.x config space is little-endian");
 
-constexpr uint64_t bit(unsigned feature) { return 1ull << feature; }
+constexpr uint64_t bit(unsigned feature) {
+    return 1ull << feature;
+}
 
 // TOPOLOGY is worth offering when the guest can do better than 512-byte
 // I/O: a larger physical block (file system block or 4Kn/512e disk), or a
 // minimum/optimal I/O size (virtio 1.2 §5.2.5).
 bool has_topology(const DiskGeometry& g) {
-    return g.physical_block_size > g.logical_block_size || g.min_io_size > g.logical_block_size ||
-           g.opt_io_size > 0;
+    return g.physical_block_size > g.logical_block_size || g.min_io_size > g.logical_block_size || g.opt_io_size > 0;
 }
 
 uint64_t block_features(const DiskImage& image, uint16_t num_queues) {
@@ -94,8 +95,7 @@ BlockDeviceConfig config_from(const DiskOptions& options, uint32_t num_queues) {
 VirtioBlock::VirtioBlock(const DiskOptions& options, uint32_t num_queues)
     : VirtioBlock(DiskImage::open(options.path, options.access), config_from(options, num_queues)) {}
 
-VirtioBlock::VirtioBlock(DiskImage image, BlockDeviceConfig config)
-    : VirtioBlock(std::move(image), config, nullptr) {}
+VirtioBlock::VirtioBlock(DiskImage image, BlockDeviceConfig config) : VirtioBlock(std::move(image), config, nullptr) {}
 
 VirtioBlock::VirtioBlock(DiskImage image, BlockDeviceConfig config, std::unique_ptr<DiskIo> io)
     : m_image(std::move(image)),
@@ -122,11 +122,17 @@ VirtioBlock::VirtioBlock(DiskImage image, BlockDeviceConfig config, std::unique_
                   to_string(m_io->engine()));
 }
 
-VirtioBlock::~VirtioBlock() { reset(); }
+VirtioBlock::~VirtioBlock() {
+    reset();
+}
 
-uint32_t VirtioBlock::device_type() const { return VIRTIO_ID_BLOCK; }
+uint32_t VirtioBlock::device_type() const {
+    return VIRTIO_ID_BLOCK;
+}
 
-std::vector<uint16_t> VirtioBlock::queue_max_sizes() const { return std::vector<uint16_t>(m_num_queues, kQueueSize); }
+std::vector<uint16_t> VirtioBlock::queue_max_sizes() const {
+    return std::vector<uint16_t>(m_num_queues, kQueueSize);
+}
 
 void VirtioBlock::read_config(uint64_t offset, std::span<uint8_t> data) const {
     std::fill(data.begin(), data.end(), uint8_t{0});
@@ -221,11 +227,16 @@ void VirtioBlock::reset() {
 std::vector<virtio::DeviceCounter> VirtioBlock::counters() const {
     const auto get = [](const std::atomic<uint64_t>& v) { return v.load(std::memory_order_relaxed); };
     return {
-        {"requests", get(m_requests)},         {"read_bytes", get(m_read_bytes)},
-        {"written_bytes", get(m_written_bytes)}, {"flushes", get(m_flushes)},
-        {"discards", get(m_discards)},         {"write_zeroes", get(m_write_zeroes)},
-        {"errors", get(m_errors)},             {"notifications", get(m_notifications)},
-        {"interrupts", get(m_interrupts)},     {"in_flight_max", get(m_in_flight_max)},
+        {"requests", get(m_requests)},
+        {"read_bytes", get(m_read_bytes)},
+        {"written_bytes", get(m_written_bytes)},
+        {"flushes", get(m_flushes)},
+        {"discards", get(m_discards)},
+        {"write_zeroes", get(m_write_zeroes)},
+        {"errors", get(m_errors)},
+        {"notifications", get(m_notifications)},
+        {"interrupts", get(m_interrupts)},
+        {"in_flight_max", get(m_in_flight_max)},
     };
 }
 

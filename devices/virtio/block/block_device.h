@@ -1,8 +1,7 @@
 #pragma once
 
-#include <sys/uio.h>
-
 #include <linux/virtio_blk.h>
+#include <sys/uio.h>
 
 #include <array>
 #include <atomic>
@@ -122,9 +121,9 @@ private:
     struct QueueState {
         virtio::Queue* queue = nullptr;
         int kick_fd = -1;
-        bool throttled = false;   // stopped for want of a slot; resumed by completions
-        bool used_added = false;  // add_used() since the last notification check
-        bool self_kicked = false; // the batch limit re-signalled the kick fd
+        bool throttled = false;    // stopped for want of a slot; resumed by completions
+        bool used_added = false;   // add_used() since the last notification check
+        bool self_kicked = false;  // the batch limit re-signalled the kick fd
     };
 
     void on_kick(uint16_t index, uint64_t generation, uint64_t kicks);

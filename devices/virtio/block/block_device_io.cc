@@ -120,8 +120,12 @@ void VirtioBlock::start_request(Slot& slot) {
     }
     BlockRequest& request = slot.request;
     switch (request.type) {
-        case BlockRequestType::Read: start_transfer(slot, DiskOpType::Read); return;
-        case BlockRequestType::Write: start_transfer(slot, DiskOpType::Write); return;
+        case BlockRequestType::Read:
+            start_transfer(slot, DiskOpType::Read);
+            return;
+        case BlockRequestType::Write:
+            start_transfer(slot, DiskOpType::Write);
+            return;
         case BlockRequestType::Flush:
             slot.type = DiskOpType::Flush;
             slot.offset = 0;
@@ -150,8 +154,9 @@ void VirtioBlock::start_transfer(Slot& slot, DiskOpType type) {
         return;
     }
     size_t bytes = 0;
-    const size_t count = type == DiskOpType::Read ? request.data_in.fill_iovecs(request.data_bytes, slot.iovecs, bytes)
-                                                         : request.data_out.fill_iovecs(request.data_bytes, slot.iovecs, bytes);
+    const size_t count = type == DiskOpType::Read
+                             ? request.data_in.fill_iovecs(request.data_bytes, slot.iovecs, bytes)
+                             : request.data_out.fill_iovecs(request.data_bytes, slot.iovecs, bytes);
     if (bytes != request.data_bytes) {
         note_bad_request("more data buffers than seg_max");
         complete(slot, VIRTIO_BLK_S_IOERR);
@@ -175,8 +180,8 @@ bool VirtioBlock::start_next_segment(Slot& slot) {
         if (request.type == BlockRequestType::Discard) {
             slot.type = DiskOpType::Discard;
         } else {
-            slot.type = segment.unmap && m_image.can_punch_holes() ? DiskOpType::WriteZeroesUnmap
-                                                                  : DiskOpType::WriteZeroes;
+            slot.type =
+                segment.unmap && m_image.can_punch_holes() ? DiskOpType::WriteZeroesUnmap : DiskOpType::WriteZeroes;
         }
         slot.offset = segment.sector * kSectorSize;
         slot.length = uint64_t{segment.num_sectors} * kSectorSize;
@@ -211,9 +216,14 @@ void VirtioBlock::disk_io_complete(DiskIoOp& op, int64_t result) {
             m_read_bytes.fetch_add(request.data_bytes, std::memory_order_relaxed);
             break;
         }
-        case BlockRequestType::Write: m_written_bytes.fetch_add(request.data_bytes, std::memory_order_relaxed); break;
-        case BlockRequestType::Flush: m_flushes.fetch_add(1, std::memory_order_relaxed); break;
-        case BlockRequestType::GetId: break;
+        case BlockRequestType::Write:
+            m_written_bytes.fetch_add(request.data_bytes, std::memory_order_relaxed);
+            break;
+        case BlockRequestType::Flush:
+            m_flushes.fetch_add(1, std::memory_order_relaxed);
+            break;
+        case BlockRequestType::GetId:
+            break;
         case BlockRequestType::Discard:
         case BlockRequestType::WriteZeroes:
             if (start_next_segment(slot)) return;
@@ -252,7 +262,9 @@ VirtioBlock::Slot* VirtioBlock::acquire_slot() {
     return m_slots.back().get();
 }
 
-void VirtioBlock::release(Slot& slot) { m_free.push_back(&slot); }
+void VirtioBlock::release(Slot& slot) {
+    m_free.push_back(&slot);
+}
 
 void VirtioBlock::signal_queues() {
     if (m_broken) return;
@@ -289,8 +301,7 @@ void VirtioBlock::note_bad_request(const char* what) {
     m_errors.fetch_add(1, std::memory_order_relaxed);
     if (m_logged_bad_request) return;
     m_logged_bad_request = true;
-    spdlog::warn("virtio-blk {}: bad request from the driver ({}); answered with an error (logged once)", m_name,
-                 what);
+    spdlog::warn("virtio-blk {}: bad request from the driver ({}); answered with an error (logged once)", m_name, what);
 }
 
 void VirtioBlock::note_io_error(int64_t error) {

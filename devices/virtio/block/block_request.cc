@@ -23,17 +23,22 @@ bool in_range(uint64_t sector, uint64_t count, uint64_t capacity) {
 
 std::optional<BlockRequestType> request_type(uint32_t type, const BlockLimits& limits) {
     switch (type) {
-        case VIRTIO_BLK_T_IN: return BlockRequestType::Read;
-        case VIRTIO_BLK_T_OUT: return BlockRequestType::Write;
-        case VIRTIO_BLK_T_FLUSH: return BlockRequestType::Flush;
-        case VIRTIO_BLK_T_GET_ID: return BlockRequestType::GetId;
+        case VIRTIO_BLK_T_IN:
+            return BlockRequestType::Read;
+        case VIRTIO_BLK_T_OUT:
+            return BlockRequestType::Write;
+        case VIRTIO_BLK_T_FLUSH:
+            return BlockRequestType::Flush;
+        case VIRTIO_BLK_T_GET_ID:
+            return BlockRequestType::GetId;
         case VIRTIO_BLK_T_DISCARD:
             if (limits.discard || limits.read_only) return BlockRequestType::Discard;
             return std::nullopt;
         case VIRTIO_BLK_T_WRITE_ZEROES:
             if (limits.write_zeroes || limits.read_only) return BlockRequestType::WriteZeroes;
             return std::nullopt;
-        default: return std::nullopt;  // SCSI, GET_LIFETIME, SECURE_ERASE, zoned: not offered
+        default:
+            return std::nullopt;  // SCSI, GET_LIFETIME, SECURE_ERASE, zoned: not offered
     }
 }
 
@@ -85,30 +90,46 @@ BlockRequestError parse_segments(virtio::Reader& readable, const BlockLimits& li
 
 const char* describe(BlockRequestError error) {
     switch (error) {
-        case BlockRequestError::None: return "no error";
-        case BlockRequestError::NoStatusByte: return "no device-writable status byte";
-        case BlockRequestError::HeaderTooShort: return "request header shorter than 16 bytes";
-        case BlockRequestError::UnsupportedType: return "unsupported request type";
-        case BlockRequestError::DataNotSectorMultiple: return "data length not a multiple of 512";
-        case BlockRequestError::SectorOutOfRange: return "sector range beyond the disk's capacity";
-        case BlockRequestError::WriteToReadOnly: return "write to a read-only disk";
-        case BlockRequestError::GetIdBufferTooShort: return "GET_ID buffer shorter than 20 bytes";
-        case BlockRequestError::SegmentsLengthInvalid: return "discard/write-zeroes data not whole segments";
-        case BlockRequestError::TooManySegments: return "too many discard/write-zeroes segments";
-        case BlockRequestError::SegmentFlagsUnknown: return "unknown discard/write-zeroes flags";
-        case BlockRequestError::DiscardWithUnmap: return "UNMAP flag on a discard segment";
-        case BlockRequestError::SegmentTooLarge: return "discard/write-zeroes segment too large";
+        case BlockRequestError::None:
+            return "no error";
+        case BlockRequestError::NoStatusByte:
+            return "no device-writable status byte";
+        case BlockRequestError::HeaderTooShort:
+            return "request header shorter than 16 bytes";
+        case BlockRequestError::UnsupportedType:
+            return "unsupported request type";
+        case BlockRequestError::DataNotSectorMultiple:
+            return "data length not a multiple of 512";
+        case BlockRequestError::SectorOutOfRange:
+            return "sector range beyond the disk's capacity";
+        case BlockRequestError::WriteToReadOnly:
+            return "write to a read-only disk";
+        case BlockRequestError::GetIdBufferTooShort:
+            return "GET_ID buffer shorter than 20 bytes";
+        case BlockRequestError::SegmentsLengthInvalid:
+            return "discard/write-zeroes data not whole segments";
+        case BlockRequestError::TooManySegments:
+            return "too many discard/write-zeroes segments";
+        case BlockRequestError::SegmentFlagsUnknown:
+            return "unknown discard/write-zeroes flags";
+        case BlockRequestError::DiscardWithUnmap:
+            return "UNMAP flag on a discard segment";
+        case BlockRequestError::SegmentTooLarge:
+            return "discard/write-zeroes segment too large";
     }
     return "unknown error";
 }
 
 uint8_t block_status_for(BlockRequestError error) {
     switch (error) {
-        case BlockRequestError::None: return VIRTIO_BLK_S_OK;
+        case BlockRequestError::None:
+            return VIRTIO_BLK_S_OK;
         case BlockRequestError::UnsupportedType:
         case BlockRequestError::SegmentFlagsUnknown:
-        case BlockRequestError::DiscardWithUnmap: return VIRTIO_BLK_S_UNSUPP;
-        default: return VIRTIO_BLK_S_IOERR;
+        case BlockRequestError::DiscardWithUnmap:
+            return VIRTIO_BLK_S_UNSUPP;
+        default:
+            return VIRTIO_BLK_S_IOERR;
     }
 }
 
@@ -145,13 +166,15 @@ BlockRequestError parse_block_request(virtio::Reader& readable, virtio::Writer& 
             out.data_out = readable;
             out.data_bytes = readable.remaining();
             return parse_transfer(limits, out);
-        case BlockRequestType::Flush: return BlockRequestError::None;
+        case BlockRequestType::Flush:
+            return BlockRequestError::None;
         case BlockRequestType::GetId:
             if (writable.remaining() < VIRTIO_BLK_ID_BYTES) return BlockRequestError::GetIdBufferTooShort;
             out.data_in = writable;
             return BlockRequestError::None;
         case BlockRequestType::Discard:
-        case BlockRequestType::WriteZeroes: return parse_segments(readable, limits, out);
+        case BlockRequestType::WriteZeroes:
+            return parse_segments(readable, limits, out);
     }
     return BlockRequestError::UnsupportedType;
 }

@@ -85,7 +85,7 @@ struct BlockRequest {
 // Tolerated (harmless, and the spec gives the device no rule): readable bytes
 // after an IN/FLUSH/GET_ID header, writable bytes before an OUT status byte,
 // a non-zero sector in FLUSH/GET_ID, the ioprio field.
-[[nodiscard]] BlockRequestError parse_block_request(virtio::Reader& readable, virtio::Writer& writable, const BlockLimits& limits,
-                                                    BlockRequest& out);
+[[nodiscard]] BlockRequestError parse_block_request(virtio::Reader& readable, virtio::Writer& writable,
+                                                    const BlockLimits& limits, BlockRequest& out);
 
 }  // namespace keel::block

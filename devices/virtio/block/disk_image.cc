@@ -21,7 +21,9 @@ namespace {
 constexpr uint64_t kProbeLength = 64 * 1024;
 constexpr uint32_t kMaxReportedBlock = 64 * 1024;
 
-std::string quoted(const std::string& path) { return "'" + path + "'"; }
+std::string quoted(const std::string& path) {
+    return "'" + path + "'";
+}
 
 // Block sizes the guest can use: a power of two in [512, 64 KiB], else 512.
 uint32_t sane_block_size(uint64_t value) {
@@ -80,7 +82,8 @@ void DiskImage::query_size_and_geometry() {
             throw_errno("cannot read the size of block device " + quoted(m_path) + " (BLKGETSIZE64)");
         }
         m_size = bytes;
-        m_geometry.logical_block_size = sane_block_size(static_cast<uint64_t>(std::max(ioctl_value<int>(m_fd.get(), BLKSSZGET, 512), 0)));
+        m_geometry.logical_block_size =
+            sane_block_size(static_cast<uint64_t>(std::max(ioctl_value<int>(m_fd.get(), BLKSSZGET, 512), 0)));
         m_geometry.physical_block_size = std::max(m_geometry.logical_block_size,
                                                   sane_block_size(ioctl_value<unsigned>(m_fd.get(), BLKPBSZGET, 512)));
         m_geometry.min_io_size = ioctl_value<unsigned>(m_fd.get(), BLKIOMIN, 0);
@@ -89,8 +92,8 @@ void DiskImage::query_size_and_geometry() {
         throw Error("disk image " + quoted(m_path) + " is neither a regular file nor a block device");
     }
     if (m_size < kSectorSize) {
-        throw Error("disk image " + quoted(m_path) + " is smaller than one 512-byte sector (" +
-                    std::to_string(m_size) + " bytes)");
+        throw Error("disk image " + quoted(m_path) + " is smaller than one 512-byte sector (" + std::to_string(m_size) +
+                    " bytes)");
     }
     if (m_size % kSectorSize != 0) {
         spdlog::warn("disk image '{}': size {} is not a multiple of 512; the guest does not see the last {} bytes",

@@ -73,10 +73,18 @@ void start_op(DiskIoOp& op, const FallocateSupport& support) {
     op.iov_index = 0;
     op.retries = 0;
     switch (op.type) {
-        case DiskOpType::Read: op.step = DiskStep::ReadV; break;
-        case DiskOpType::Write: op.step = DiskStep::WriteV; break;
-        case DiskOpType::Flush: op.step = DiskStep::Fsync; break;
-        case DiskOpType::Discard: op.step = DiskStep::PunchHole; break;
+        case DiskOpType::Read:
+            op.step = DiskStep::ReadV;
+            break;
+        case DiskOpType::Write:
+            op.step = DiskStep::WriteV;
+            break;
+        case DiskOpType::Flush:
+            op.step = DiskStep::Fsync;
+            break;
+        case DiskOpType::Discard:
+            op.step = DiskStep::PunchHole;
+            break;
         case DiskOpType::WriteZeroes:
             op.step = support.zero_range ? DiskStep::ZeroRange : DiskStep::ZeroFill;
             break;
@@ -100,7 +108,8 @@ StepOutcome advance_op(DiskIoOp& op, int64_t& result, FallocateSupport& support)
             if (result < 0) return complete(result, result);
             if (op.length == 0) return complete(result, 0);
             return advance_transfer(op, result);
-        case DiskStep::Fsync: return complete(result, result);
+        case DiskStep::Fsync:
+            return complete(result, result);
         case DiskStep::PunchHole:
             if (!unsupported) return complete(result, result);
             support.punch_hole = false;
@@ -116,25 +125,37 @@ StepOutcome advance_op(DiskIoOp& op, int64_t& result, FallocateSupport& support)
     return complete(result, -EIO);
 }
 
-const uint8_t* zero_buffer() { return g_zeros; }
+const uint8_t* zero_buffer() {
+    return g_zeros;
+}
 
-uint64_t zero_chunk(const DiskIoOp& op) { return std::min<uint64_t>(op.length - op.done, kZeroBufferSize); }
+uint64_t zero_chunk(const DiskIoOp& op) {
+    return std::min<uint64_t>(op.length - op.done, kZeroBufferSize);
+}
 
 int64_t run_step_blocking(int fd, const DiskIoOp& op) {
     const auto at = static_cast<off_t>(op.offset + op.done);
     const auto iov_count = static_cast<int>(std::min<uint32_t>(op.iov_count - op.iov_index, IOV_MAX));
     ssize_t r = 0;
     switch (op.step) {
-        case DiskStep::ReadV: r = ::preadv(fd, op.iov + op.iov_index, iov_count, at); break;
-        case DiskStep::WriteV: r = ::pwritev(fd, op.iov + op.iov_index, iov_count, at); break;
-        case DiskStep::Fsync: r = ::fdatasync(fd); break;
+        case DiskStep::ReadV:
+            r = ::preadv(fd, op.iov + op.iov_index, iov_count, at);
+            break;
+        case DiskStep::WriteV:
+            r = ::pwritev(fd, op.iov + op.iov_index, iov_count, at);
+            break;
+        case DiskStep::Fsync:
+            r = ::fdatasync(fd);
+            break;
         case DiskStep::PunchHole:
             r = ::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, at, static_cast<off_t>(op.length));
             break;
         case DiskStep::ZeroRange:
             r = ::fallocate(fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, at, static_cast<off_t>(op.length));
             break;
-        case DiskStep::ZeroFill: r = ::pwrite(fd, g_zeros, zero_chunk(op), at); break;
+        case DiskStep::ZeroFill:
+            r = ::pwrite(fd, g_zeros, zero_chunk(op), at);
+            break;
     }
     return r < 0 ? -static_cast<int64_t>(errno) : static_cast<int64_t>(r);
 }

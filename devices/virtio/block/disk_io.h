@@ -39,9 +39,9 @@ struct DiskIoOp {
 
     // Engine state (set by enqueue()).
     DiskStep step = DiskStep::ReadV;
-    uint64_t done = 0;        // bytes of this step finished so far
-    uint32_t iov_index = 0;   // first iovec not fully transferred
-    uint8_t retries = 0;      // EINTR/EAGAIN resubmissions
+    uint64_t done = 0;       // bytes of this step finished so far
+    uint32_t iov_index = 0;  // first iovec not fully transferred
+    uint8_t retries = 0;     // EINTR/EAGAIN resubmissions
 };
 
 // Receives finished operations, on the thread that called reap()/wait_idle().

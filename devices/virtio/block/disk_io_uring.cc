@@ -33,7 +33,11 @@ public:
         // SUBMIT_ALL (5.18): one bad SQE does not hold back the ones after
         // it. The completion queue is twice the submission queue (the
         // default), and in_flight() <= queue_depth() entries, so it never
-        // overflows.
+        // overflows. Deliberately not SINGLE_ISSUER, COOP_TASKRUN or
+        // DEFER_TASKRUN: reset() waits for completions on a vCPU thread while
+        // the event-loop thread (the submitter) may sleep on the device lock,
+        // and only the default signal-style task_work wakes it to finish
+        // those completions.
         io_uring_params params{};
         params.flags = IORING_SETUP_SUBMIT_ALL;
         int r = io_uring_queue_init_params(m_depth, &m_ring, &params);
@@ -176,16 +180,22 @@ private:
         const uint64_t at = op.offset + op.done;
         const unsigned iov_count = std::min<uint32_t>(op.iov_count - op.iov_index, IOV_MAX);
         switch (op.step) {
-            case DiskStep::ReadV: io_uring_prep_readv(sqe, m_fd, op.iov + op.iov_index, iov_count, at); break;
-            case DiskStep::WriteV: io_uring_prep_writev(sqe, m_fd, op.iov + op.iov_index, iov_count, at); break;
-            case DiskStep::Fsync: io_uring_prep_fsync(sqe, m_fd, IORING_FSYNC_DATASYNC); break;
+            case DiskStep::ReadV:
+                io_uring_prep_readv(sqe, m_fd, op.iov + op.iov_index, iov_count, at);
+                break;
+            case DiskStep::WriteV:
+                io_uring_prep_writev(sqe, m_fd, op.iov + op.iov_index, iov_count, at);
+                break;
+            case DiskStep::Fsync:
+                io_uring_prep_fsync(sqe, m_fd, IORING_FSYNC_DATASYNC);
+                break;
             case DiskStep::PunchHole:
-                io_uring_prep_fallocate(sqe, m_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                                        static_cast<off_t>(at), static_cast<off_t>(op.length));
+                io_uring_prep_fallocate(sqe, m_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(at),
+                                        static_cast<off_t>(op.length));
                 break;
             case DiskStep::ZeroRange:
-                io_uring_prep_fallocate(sqe, m_fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
-                                        static_cast<off_t>(at), static_cast<off_t>(op.length));
+                io_uring_prep_fallocate(sqe, m_fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(at),
+                                        static_cast<off_t>(op.length));
                 break;
             case DiskStep::ZeroFill:
                 io_uring_prep_write(sqe, m_fd, zero_buffer(), static_cast<unsigned>(zero_chunk(op)), at);

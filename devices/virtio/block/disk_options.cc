@@ -14,15 +14,19 @@ constexpr std::array kKeys{std::string_view{"path"}, std::string_view{"readonly"
                            std::string_view{"serial"}, std::string_view{"io"}};
 constexpr size_t kMaxIdLength = 32;
 
-[[noreturn]] void fail(const std::string& message) { throw Error("--disk: " + message); }
+[[noreturn]] void fail(const std::string& message) {
+    throw Error("--disk: " + message);
+}
 
-std::string quoted(std::string_view text) { return "'" + std::string(text) + "'"; }
+std::string quoted(std::string_view text) {
+    return "'" + std::string(text) + "'";
+}
 
 bool valid_id(std::string_view id) {
     if (id.empty() || id.size() > kMaxIdLength) return false;
     for (const char c : id) {
-        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-                        c == '-';
+        const bool ok =
+            (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
         if (!ok) return false;
     }
     return true;
@@ -71,8 +75,10 @@ void apply(DiskOptions& options, std::string_view key, std::string_view value) {
 
 std::string_view to_string(DiskIoEngine engine) {
     switch (engine) {
-        case DiskIoEngine::Uring: return "uring";
-        case DiskIoEngine::Sync: return "sync";
+        case DiskIoEngine::Uring:
+            return "uring";
+        case DiskIoEngine::Sync:
+            return "sync";
     }
     return "unknown";
 }

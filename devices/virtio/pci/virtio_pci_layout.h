@@ -5,6 +5,7 @@
 // BAR (§4.1.4). Pure functions of the device type and queue count, so tests
 // and the transport agree on every number.
 
+#include <cstddef>
 #include <cstdint>
 
 #include "pci/pci_config_space.h"
@@ -76,7 +77,7 @@ struct VirtioPciLayout {
 
     // Throws keel::Error when the queue count does not fit MSI-X (a vector
     // per queue plus one, at most 2048) or is zero.
-    [[nodiscard]] static VirtioPciLayout for_queues(uint16_t num_queues);
+    [[nodiscard]] static VirtioPciLayout for_queues(size_t num_queues);
 
     [[nodiscard]] uint32_t notify_address_offset(uint16_t queue) const {
         return kNotifyOffset + uint32_t{queue} * kNotifyOffMultiplier;

@@ -92,15 +92,15 @@ pci::PciIdentity virtio_pci_identity(uint32_t device_type) {
     };
 }
 
-VirtioPciLayout VirtioPciLayout::for_queues(uint16_t num_queues) {
+VirtioPciLayout VirtioPciLayout::for_queues(size_t num_queues) {
     if (num_queues == 0 || num_queues >= pci::MsixCapability::kMaxVectors) {
         throw Error("virtio-pci: " + std::to_string(num_queues) +
                     " queues; MSI-X allows 1 to 2047 (a vector per queue plus one for config changes)");
     }
     VirtioPciLayout layout;
-    layout.num_queues = num_queues;
+    layout.num_queues = static_cast<uint16_t>(num_queues);
     layout.msix_vectors = static_cast<uint16_t>(num_queues + 1);
-    layout.notify_length = uint32_t{num_queues} * kNotifyOffMultiplier;
+    layout.notify_length = uint32_t{layout.num_queues} * kNotifyOffMultiplier;
     const uint64_t table = kNotifyOffset + round_up_page(layout.notify_length);
     const uint64_t pba = table + round_up_page(pci::MsixCapability::table_size(layout.msix_vectors));
     const uint64_t end = pba + round_up_page(pci::MsixCapability::pba_size(layout.msix_vectors));
@@ -113,11 +113,7 @@ VirtioPciLayout VirtioPciLayout::for_queues(uint16_t num_queues) {
 // --- Construction ---
 
 uint16_t VirtioPciTransport::msix_vector_count(const VirtioDevice& device) {
-    const size_t queues = device.queue_max_sizes().size();
-    if (queues == 0 || queues >= pci::MsixCapability::kMaxVectors) {
-        return VirtioPciLayout::for_queues(0).msix_vectors;  // throws the layout's message
-    }
-    return static_cast<uint16_t>(queues + 1);
+    return VirtioPciLayout::for_queues(device.queue_max_sizes().size()).msix_vectors;
 }
 
 VirtioPciTransport::VirtioPciTransport(std::shared_ptr<VirtioDevice> device, const GuestMemory& memory,

@@ -30,10 +30,10 @@ enum class Pattern : uint8_t { Random, Sequential };
 
 struct Workload {
     const char* name;
-    uint32_t type;        // VIRTIO_BLK_T_IN or _OUT
-    uint32_t block;       // bytes per request
+    uint32_t type;   // VIRTIO_BLK_T_IN or _OUT
+    uint32_t block;  // bytes per request
     Pattern pattern;
-    uint32_t queue_depth; // requests published per kick
+    uint32_t queue_depth;  // requests published per kick
     uint32_t requests;
     bool cold;
 };

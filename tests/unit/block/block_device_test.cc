@@ -18,7 +18,9 @@ std::vector<uint8_t> slice(const std::vector<uint8_t>& v, uint64_t offset, uint6
     return {v.begin() + static_cast<std::ptrdiff_t>(offset), v.begin() + static_cast<std::ptrdiff_t>(offset + len)};
 }
 
-DiskIoEngine any_engine() { return GENERATE(DiskIoEngine::Uring, DiskIoEngine::Sync); }
+DiskIoEngine any_engine() {
+    return GENERATE(DiskIoEngine::Uring, DiskIoEngine::Sync);
+}
 
 }  // namespace
 
@@ -57,9 +59,9 @@ TEST_CASE("data scattered over several guest buffers is read and written in orde
     CHECK(slice(bytes, 0, 1024) == file.read(10 * kSector, 1024));
 
     auto data = TempImage::pattern(1536, 99);
-    const uint16_t wr = rig.submit({concat(blk_header(VIRTIO_BLK_T_OUT, 20), slice(data, 0, 7)),
-                                    slice(data, 7, 1000), slice(data, 1007, 529)},
-                                   {1});
+    const uint16_t wr = rig.submit(
+        {concat(blk_header(VIRTIO_BLK_T_OUT, 20), slice(data, 0, 7)), slice(data, 7, 1000), slice(data, 1007, 529)},
+        {1});
     const UsedEntry wused = rig.wait_one();
     REQUIRE(wused.id == wr);
     CHECK(wused.len == 1);
@@ -124,6 +126,10 @@ TEST_CASE("get-id answers the serial, NUL-padded to 20 bytes", "[block][device]"
 TEST_CASE("discard punches a hole and write-zeroes leaves zeros, with or without unmap", "[block][device]") {
     const DiskIoEngine engine = any_engine();
     TempImage file(kImageSize);
+    if (!punches_holes(file)) {
+        SUCCEED("the file system under TMPDIR cannot punch holes: no discard to test");
+        return;
+    }
     BlockRig rig(make_block(file, engine));
     REQUIRE((rig.device().device_features() & (1ull << VIRTIO_BLK_F_DISCARD)) != 0);
     REQUIRE(rig.activate());
@@ -137,10 +143,10 @@ TEST_CASE("discard punches a hole and write-zeroes leaves zeros, with or without
     CHECK(file.read(1024 * kSector, 128 * kSector) == std::vector<uint8_t>(128 * kSector, 0));
     CHECK(rig.counter("discards") == 1);
 
-    const auto zeroes = rig.request(
-        {concat(blk_header(VIRTIO_BLK_T_WRITE_ZEROES, 0),
-                blk_segments({{10, 3}, {40, 8, VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP}, {60, 0}}))},
-        0);
+    const auto zeroes =
+        rig.request({concat(blk_header(VIRTIO_BLK_T_WRITE_ZEROES, 0),
+                            blk_segments({{10, 3}, {40, 8, VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP}, {60, 0}}))},
+                    0);
     CHECK(zeroes.status == VIRTIO_BLK_S_OK);
     CHECK(file.read(10 * kSector, 3 * kSector) == std::vector<uint8_t>(3 * kSector, 0));
     CHECK(file.read(40 * kSector, 8 * kSector) == std::vector<uint8_t>(8 * kSector, 0));
@@ -170,8 +176,7 @@ TEST_CASE("out-of-range requests answer IOERR and leave the image alone", "[bloc
     CHECK(rig.read(capacity - 1, 512).status == VIRTIO_BLK_S_OK);
 }
 
-TEST_CASE("a read-only disk offers RO, refuses every write with IOERR, and its file is unchanged",
-          "[block][device]") {
+TEST_CASE("a read-only disk offers RO, refuses every write with IOERR, and its file is unchanged", "[block][device]") {
     const DiskIoEngine engine = any_engine();
     TempImage file(kImageSize);
     const auto before = file.contents();
@@ -193,7 +198,8 @@ TEST_CASE("a read-only disk offers RO, refuses every write with IOERR, and its f
     CHECK(rig.counter("written_bytes") == 0);
 }
 
-TEST_CASE("malformed requests get IOERR or UNSUPP; no status byte gets used length 0", "[block][device]") {
+TEST_CASE("malformed requests get IOERR or UNSUPP, and one without a status byte gets used length 0",
+          "[block][device]") {
     const DiskIoEngine engine = any_engine();
     TempImage file(kImageSize);
     BlockRig rig(make_block(file, engine));

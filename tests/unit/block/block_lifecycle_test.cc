@@ -16,7 +16,9 @@ namespace {
 
 constexpr uint64_t kImageSize = 1 << 20;
 
-uint64_t bit(int feature) { return uint64_t{1} << feature; }
+uint64_t bit(int feature) {
+    return uint64_t{1} << feature;
+}
 
 template <typename T>
 T config_field(const VirtioBlock& device, size_t offset) {
@@ -45,9 +47,9 @@ TEST_CASE("features: ring features, FLUSH, limits, and MQ only with several queu
     TempImage file(kImageSize);
     const auto one = make_block(file, DiskIoEngine::Sync);
     const uint64_t f = one->device_features();
-    for (const int b : {VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC,
-                             VIRTIO_BLK_F_FLUSH, VIRTIO_BLK_F_SEG_MAX, VIRTIO_BLK_F_SIZE_MAX, VIRTIO_BLK_F_BLK_SIZE,
-                             VIRTIO_BLK_F_WRITE_ZEROES}) {
+    for (const int b :
+         {VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC, VIRTIO_BLK_F_FLUSH,
+          VIRTIO_BLK_F_SEG_MAX, VIRTIO_BLK_F_SIZE_MAX, VIRTIO_BLK_F_BLK_SIZE, VIRTIO_BLK_F_WRITE_ZEROES}) {
         INFO("feature bit " << b);
         CHECK((f & bit(b)) != 0);
     }
@@ -80,7 +82,8 @@ TEST_CASE("the config space describes the disk and reads zeros past its end", "[
           VirtioBlock::kMaxDiscardSectors);
     CHECK(config_field<uint32_t>(*device, offsetof(virtio_blk_config, max_write_zeroes_sectors)) ==
           VirtioBlock::kMaxDiscardSectors);
-    CHECK(config_field<uint8_t>(*device, offsetof(virtio_blk_config, write_zeroes_may_unmap)) == 1);
+    CHECK(config_field<uint8_t>(*device, offsetof(virtio_blk_config, write_zeroes_may_unmap)) ==
+          (punches_holes(file) ? 1 : 0));
     if ((device->device_features() & bit(VIRTIO_BLK_F_TOPOLOGY)) != 0) {
         // A file on a 4 KiB-block file system: 8 logical blocks per physical one.
         CHECK(config_field<uint8_t>(*device, offsetof(virtio_blk_config, physical_block_exp)) >= 1);
@@ -267,7 +270,8 @@ TEST_CASE("when every slot is in flight the queue waits and resumes on completio
     ManualRig m(file, 4);
     BlockRig& rig = *m.rig;
     REQUIRE(rig.activate());
-    for (int i = 0; i < 10; ++i) rig.driver().add_chain({blk_header(VIRTIO_BLK_T_IN, static_cast<uint64_t>(i))}, {512, 1});
+    for (int i = 0; i < 10; ++i)
+        rig.driver().add_chain({blk_header(VIRTIO_BLK_T_IN, static_cast<uint64_t>(i))}, {512, 1});
     rig.driver().publish();
     rig.kick();
     rig.events.run_ready();

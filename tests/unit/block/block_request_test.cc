@@ -1,11 +1,12 @@
 // parse_block_request: one test per rule, over Reader/Writer views built
 // straight from guest buffers (no queue needed).
+#include "virtio/block/block_request.h"
+
 #include <catch2/catch.hpp>
 #include <cstring>
 #include <vector>
 
 #include "block_test_support.h"
-#include "virtio/block/block_request.h"
 
 using namespace keel;
 using namespace keel::block;
@@ -89,7 +90,7 @@ TEST_CASE("a write takes its data from the readable bytes after the header", "[b
     CHECK(got == data);
 }
 
-TEST_CASE("flush and get-id parse; get-id wants 20 bytes", "[block][request]") {
+TEST_CASE("flush and get-id parse, and get-id wants 20 bytes", "[block][request]") {
     Chain flush(blk_header(VIRTIO_BLK_T_FLUSH, 0));
     REQUIRE(flush.parse() == BlockRequestError::None);
     CHECK(flush.request.type == BlockRequestType::Flush);
@@ -196,8 +197,7 @@ TEST_CASE("segment lists that are empty or not whole segments are I/O errors", "
 }
 
 TEST_CASE("more segments than the device allows are I/O errors", "[block][request]") {
-    Chain discard(concat(blk_header(VIRTIO_BLK_T_DISCARD, 0),
-                         blk_segments({{0, 1}, {2, 1}, {4, 1}, {6, 1}, {8, 1}})));
+    Chain discard(concat(blk_header(VIRTIO_BLK_T_DISCARD, 0), blk_segments({{0, 1}, {2, 1}, {4, 1}, {6, 1}, {8, 1}})));
     CHECK(discard.parse() == BlockRequestError::TooManySegments);
     Chain zeroes(concat(blk_header(VIRTIO_BLK_T_WRITE_ZEROES, 0), blk_segments({{0, 1}, {2, 1}, {4, 1}})));
     CHECK(zeroes.parse() == BlockRequestError::TooManySegments);
@@ -212,7 +212,8 @@ TEST_CASE("more segments than the device allows are I/O errors", "[block][reques
 TEST_CASE("unknown segment flags and UNMAP on a discard are unsupported", "[block][request]") {
     Chain flags(concat(blk_header(VIRTIO_BLK_T_WRITE_ZEROES, 0), blk_segments({{0, 1, 2}})));
     CHECK(flags.parse() == BlockRequestError::SegmentFlagsUnknown);
-    Chain unmap(concat(blk_header(VIRTIO_BLK_T_DISCARD, 0), blk_segments({{0, 1, VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP}})));
+    Chain unmap(
+        concat(blk_header(VIRTIO_BLK_T_DISCARD, 0), blk_segments({{0, 1, VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP}})));
     CHECK(unmap.parse() == BlockRequestError::DiscardWithUnmap);
     CHECK(block_status_for(BlockRequestError::SegmentFlagsUnknown) == VIRTIO_BLK_S_UNSUPP);
     CHECK(block_status_for(BlockRequestError::DiscardWithUnmap) == VIRTIO_BLK_S_UNSUPP);

@@ -5,13 +5,13 @@
 // (ManualDiskIo).
 
 #include <fcntl.h>
+#include <linux/falloc.h>
+#include <linux/virtio_blk.h>
+#include <linux/virtio_config.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <linux/virtio_blk.h>
-#include <linux/virtio_config.h>
 #define VIRTIO_RING_NO_LEGACY
 #include <linux/virtio_ring.h>
 
@@ -95,6 +95,13 @@ private:
     std::string m_path;
 };
 
+// Whether the file system holding `file` punches holes (ext4, xfs, btrfs and
+// tmpfs do; some network and FUSE file systems do not).
+inline bool punches_holes(const TempImage& file) {
+    UniqueFd fd(::open(file.path().c_str(), O_RDWR | O_CLOEXEC));
+    return ::fallocate(fd.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 1 << 30, 4096) == 0;
+}
+
 // struct virtio_blk_outhdr as bytes.
 inline std::vector<uint8_t> blk_header(uint32_t type, uint64_t sector) {
     virtio_blk_outhdr h{};
@@ -138,7 +145,8 @@ inline constexpr uint64_t kRingFeatures = (uint64_t{1} << VIRTIO_F_VERSION_1) |
 // the completion eventfd, as a kernel finishing them would.
 class ManualDiskIo final : public block::DiskIo {
 public:
-    ManualDiskIo(int fd, uint32_t depth) : m_fd(fd), m_depth(depth), m_event(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
+    ManualDiskIo(int fd, uint32_t depth)
+        : m_fd(fd), m_depth(depth), m_event(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
 
     [[nodiscard]] block::DiskIoEngine engine() const override { return block::DiskIoEngine::Sync; }
     [[nodiscard]] int completion_fd() const override { return m_event.get(); }
@@ -147,9 +155,7 @@ public:
         [[maybe_unused]] const ssize_t n = ::read(m_event.get(), &v, sizeof v);
     }
     [[nodiscard]] uint32_t queue_depth() const override { return m_depth; }
-    [[nodiscard]] uint32_t in_flight() const override {
-        return static_cast<uint32_t>(m_held.size() + m_ready.size());
-    }
+    [[nodiscard]] uint32_t in_flight() const override { return static_cast<uint32_t>(m_held.size() + m_ready.size()); }
     void enqueue(block::DiskIoOp& op) override {
         if (in_flight() >= m_depth) throw std::logic_error("ManualDiskIo: enqueue beyond the queue depth");
         block::detail::start_op(op, m_support);

@@ -1,6 +1,8 @@
 // The disk engines on their own: both run the same operations with the same
 // results, and the step logic (short transfers, EOPNOTSUPP fallbacks,
 // retries) behaves as documented.
+#include "virtio/block/disk_io.h"
+
 #include <linux/falloc.h>
 #include <unistd.h>
 
@@ -12,7 +14,6 @@
 
 #include "block_test_support.h"
 #include "virtio/block/disk_image.h"
-#include "virtio/block/disk_io.h"
 
 using namespace keel;
 using namespace keel::block;
@@ -89,8 +90,10 @@ TEST_CASE("both engines read, write, flush, discard and zero the image", "[block
     const uint64_t before = file.allocated();
     DiskIoOp discard = range_op(DiskOpType::Discard, 64 * 1024, 256 * 1024);
     CHECK(run(*io, discard) == 0);
-    CHECK(file.allocated() < before);
-    CHECK(file.read(64 * 1024, 256 * 1024) == std::vector<uint8_t>(256 * 1024, 0));
+    if (keel::test::punches_holes(file)) {  // else the discard is a successful no-op
+        CHECK(file.allocated() < before);
+        CHECK(file.read(64 * 1024, 256 * 1024) == std::vector<uint8_t>(256 * 1024, 0));
+    }
 
     DiskIoOp zeroes = range_op(DiskOpType::WriteZeroes, 512 * 1024, 8192);
     CHECK(run(*io, zeroes) == 0);

@@ -1,8 +1,9 @@
+#include "virtio/block/disk_options.h"
+
 #include <catch2/catch.hpp>
 #include <string>
 
 #include "common/error.h"
-#include "virtio/block/disk_options.h"
 
 using namespace keel;
 using namespace keel::block;

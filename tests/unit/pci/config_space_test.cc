@@ -1,8 +1,7 @@
-#include <catch2/catch.hpp>
-
 #include <linux/pci_regs.h>
 
 #include <array>
+#include <catch2/catch.hpp>
 #include <vector>
 
 #include "common/error.h"
@@ -70,8 +69,8 @@ TEST_CASE("the command register keeps only memory, master, parity, SERR and INTx
     PciConfigSpace config(kIdentity);
     CHECK(config.command() == 0);
     cfg_write(config, PCI_COMMAND, 0xffff, 2);
-    CHECK(config.command() == (PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER | PCI_COMMAND_PARITY | PCI_COMMAND_SERR |
-                               PCI_COMMAND_INTX_DISABLE));
+    CHECK(config.command() ==
+          (PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER | PCI_COMMAND_PARITY | PCI_COMMAND_SERR | PCI_COMMAND_INTX_DISABLE));
     cfg_write(config, PCI_COMMAND, 0, 1);  // a byte write clears the low byte only
     CHECK(config.command() == (PCI_COMMAND_SERR | PCI_COMMAND_INTX_DISABLE));
 }
@@ -153,8 +152,8 @@ TEST_CASE("BAR declarations that cannot be encoded are refused", "[pci][config][
     CHECK_THROWS_AS(config.add_bar({.index = 0, .size = 0x1000}), Error);
     config.add_bar({.index = 3, .size = 0x1000});
     CHECK_THROWS_AS(config.add_bar({.index = 2, .size = 0x1000, .kind = BarKind::Memory64}), Error);
-    CHECK_THROWS_AS(config.set_bar_address(3, 0xc100'0800), Error);  // misaligned
-    CHECK_THROWS_AS(config.set_bar_address(4, 0xc100'0000), Error);  // undeclared
+    CHECK_THROWS_AS(config.set_bar_address(3, 0xc100'0800), Error);    // misaligned
+    CHECK_THROWS_AS(config.set_bar_address(4, 0xc100'0000), Error);    // undeclared
     CHECK_THROWS_AS(config.set_bar_address(3, 0x1'0000'0000), Error);  // 32-bit BAR above 4 GiB
 }
 

@@ -1,8 +1,7 @@
-#include <catch2/catch.hpp>
-
-#include <vector>
-
 #include "core/msi_routes.h"
+
+#include <catch2/catch.hpp>
+#include <vector>
 
 using namespace keel;
 

@@ -1,13 +1,13 @@
-#include <catch2/catch.hpp>
+#include "pci/msix.h"
 
 #include <linux/pci_regs.h>
 
+#include <catch2/catch.hpp>
 #include <memory>
 #include <thread>
 #include <vector>
 
 #include "common/error.h"
-#include "pci/msix.h"
 #include "pci/pci_config_space.h"
 #include "pci_test_support.h"
 
@@ -35,7 +35,8 @@ struct Fixture {
         msix.table_write(base + PCI_MSIX_ENTRY_VECTOR_CTRL, test::le(control, 4));
     }
     void set_masked(uint16_t vector, bool masked) {
-        msix.table_write(uint64_t{vector} * PCI_MSIX_ENTRY_SIZE + PCI_MSIX_ENTRY_VECTOR_CTRL, test::le(masked ? 1 : 0, 4));
+        msix.table_write(uint64_t{vector} * PCI_MSIX_ENTRY_SIZE + PCI_MSIX_ENTRY_VECTOR_CTRL,
+                         test::le(masked ? 1 : 0, 4));
     }
     uint64_t table(uint64_t offset, size_t size) {
         std::vector<uint8_t> bytes(size);
@@ -191,7 +192,7 @@ TEST_CASE("the PBA is read-only and accesses past the table read zeros", "[pci][
     CHECK(f.pba() == 1);
     f.msix.table_write(48, test::le(0xffff'ffff, 4));
     CHECK(f.table(48, 4) == 0);
-    CHECK(f.table(44, 8) == PCI_MSIX_ENTRY_CTRL_MASKBIT);  // straddles the end
+    CHECK(f.table(44, 8) == PCI_MSIX_ENTRY_CTRL_MASKBIT);     // straddles the end
     f.msix.table_write(UINT64_MAX - 1, test::le(0xffff, 4));  // wraps: ignored
     std::vector<uint8_t> far(8);
     f.msix.pba_read(UINT64_MAX - 3, far);

@@ -1,8 +1,9 @@
-#include <catch2/catch.hpp>
+#include "arch/x86_64/acpi/pci_acpi.h"
 
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -15,7 +16,6 @@
 #include "arch/x86_64/acpi/acpi_builder.h"
 #include "arch/x86_64/acpi/acpi_tables.h"
 #include "arch/x86_64/acpi/aml.h"
-#include "arch/x86_64/acpi/pci_acpi.h"
 #include "arch/x86_64/layout.h"
 #include "common/error.h"
 #include "memory/guest_memory.h"
@@ -44,7 +44,9 @@ bool contains(const std::vector<uint8_t>& haystack, const std::vector<uint8_t>& 
     return std::search(haystack.begin(), haystack.end(), needle.begin(), needle.end()) != haystack.end();
 }
 
-std::vector<uint8_t> text(std::string_view s) { return {s.begin(), s.end()}; }
+std::vector<uint8_t> text(std::string_view s) {
+    return {s.begin(), s.end()};
+}
 
 AcpiImage image(std::optional<PciHostBridgeConfig> pci) {
     AcpiConfig config;
@@ -60,7 +62,9 @@ std::vector<uint8_t> table_at(const AcpiImage& image, Gpa gpa) {
             image.bytes.begin() + static_cast<ptrdiff_t>(offset + header.length)};
 }
 
-uint8_t sum(const std::vector<uint8_t>& bytes) { return byte_sum(bytes); }
+uint8_t sum(const std::vector<uint8_t>& bytes) {
+    return byte_sum(bytes);
+}
 
 }  // namespace
 
@@ -68,15 +72,15 @@ TEST_CASE("WordBusNumber and DWordMemory encode as iasl does", "[pci][acpi][aml]
     // WordBusNumber (ResourceProducer, MinFixed, MaxFixed, PosDecode, 0, 0, 0, 0, 1)
     aml::ResourceTemplate buses;
     buses.word_bus_number(0, 0);
-    CHECK(buses.encode() == Bytes{0x11, 0x15, 0x0a, 0x12, 0x88, 0x0d, 0x00, 0x02, 0x0c, 0x00, 0x00, 0x00, 0x00,
-                                  0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x79, 0x00});
+    CHECK(buses.encode() == Bytes{0x11, 0x15, 0x0a, 0x12, 0x88, 0x0d, 0x00, 0x02, 0x0c, 0x00, 0x00,
+                                  0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x79, 0x00});
     // DWordMemory (ResourceProducer, PosDecode, MinFixed, MaxFixed, NonCacheable, ReadWrite,
     //              0, 0xC1000000, 0xCFFFFFFF, 0, 0x0F000000)
     aml::ResourceTemplate window;
     window.dword_memory_window(0xc100'0000, 0x0f00'0000);
-    CHECK(window.encode() == Bytes{0x11, 0x1f, 0x0a, 0x1c, 0x87, 0x17, 0x00, 0x00, 0x0c, 0x01, 0x00, 0x00,
-                                   0x00, 0x00, 0x00, 0x00, 0x00, 0xc1, 0xff, 0xff, 0xff, 0xcf, 0x00, 0x00,
-                                   0x00, 0x00, 0x00, 0x00, 0x00, 0x0f, 0x79, 0x00});
+    CHECK(window.encode() == Bytes{0x11, 0x1f, 0x0a, 0x1c, 0x87, 0x17, 0x00, 0x00, 0x0c, 0x01, 0x00,
+                                   0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xc1, 0xff, 0xff, 0xff, 0xcf,
+                                   0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x0f, 0x79, 0x00});
     CHECK_THROWS_AS(aml::ResourceTemplate().word_bus_number(2, 1), Error);
     CHECK_THROWS_AS(aml::ResourceTemplate().dword_memory_window(0xffff'f000, 0x2000), Error);
     CHECK_THROWS_AS(aml::ResourceTemplate().dword_memory_window(0xc000'0000, 0), Error);
@@ -148,7 +152,9 @@ TEST_CASE("PCI descriptions that cannot be expressed are refused", "[pci][acpi]"
 
 namespace {
 
-bool have_iasl() { return std::system("command -v iasl >/dev/null 2>&1") == 0; }
+bool have_iasl() {
+    return std::system("command -v iasl >/dev/null 2>&1") == 0;
+}
 
 struct TempDir {
     TempDir() {
@@ -230,6 +236,7 @@ TEST_CASE("PCI0 and its ECAM reservation are byte-identical to iasl's compilatio
     const uint64_t window_end = kPciMmioWindowStart.value + kPciMmioWindowSize - 1;
     // The same platform written independently in ASL from layout.h (COM1 and
     // the i8042 as in acpi_test.cc, which checks them on their own).
+    // clang-format off
     const std::string asl =
         "DefinitionBlock (\"\", \"DSDT\", 2, \"KEEL  \", \"KEELVMM \", 1)\n{\n"
         "  Name (_S5, Package () { " + std::to_string(kAcpiS5SleepType) + ", 0, 0, 0 })\n"
@@ -277,6 +284,7 @@ TEST_CASE("PCI0 and its ECAM reservation are byte-identical to iasl's compilatio
         "      })\n"
         "    }\n"
         "  }\n}\n";
+    // clang-format on
     TempDir dir;
     std::ofstream(dir.path / "keel.asl") << asl;
     std::string log;

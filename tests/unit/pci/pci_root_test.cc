@@ -1,14 +1,14 @@
-#include <catch2/catch.hpp>
+#include "pci/pci_root.h"
 
 #include <linux/pci_regs.h>
 
+#include <catch2/catch.hpp>
 #include <memory>
 #include <vector>
 
 #include "arch/x86_64/layout.h"
 #include "bus/bus.h"
 #include "common/error.h"
-#include "pci/pci_root.h"
 #include "pci_test_support.h"
 
 using namespace keel;
@@ -25,7 +25,9 @@ uint32_t config_address(uint32_t bus, uint32_t device, uint32_t function, uint32
     return 0x8000'0000u | bus << 16 | device << 11 | function << 8 | reg;
 }
 
-uint64_t ecam_offset(uint64_t device, uint64_t function, uint64_t reg) { return device << 15 | function << 12 | reg; }
+uint64_t ecam_offset(uint64_t device, uint64_t function, uint64_t reg) {
+    return device << 15 | function << 12 | reg;
+}
 
 struct Fixture {
     Fixture() : root(std::make_shared<PciRoot>()), ports(root), ecam(root) {}
@@ -49,8 +51,8 @@ struct Fixture {
 
 TEST_CASE("the host bridge answers at 00:00.0 with class 0600", "[pci][root]") {
     Fixture f;
-    CHECK(f.conf1_read(0, PCI_VENDOR_ID, 4) == (uint32_t{kHostBridgeIdentity.device_id} << 16 |
-                                                kHostBridgeIdentity.vendor_id));
+    CHECK(f.conf1_read(0, PCI_VENDOR_ID, 4) ==
+          (uint32_t{kHostBridgeIdentity.device_id} << 16 | kHostBridgeIdentity.vendor_id));
     CHECK(f.conf1_read(0, PCI_CLASS_REVISION, 4) >> 8 == 0x060000);
     CHECK(f.conf1_read(0, PCI_HEADER_TYPE, 1) == 0);  // single function: Linux skips functions 1-7
 }
@@ -136,8 +138,8 @@ TEST_CASE("BARs are assigned largest first, naturally aligned, inside the window
     auto a = std::make_shared<TestFunction>(
         std::vector<BarSpec>{{.index = 0, .size = 0x1000}, {.index = 2, .size = 0x10'0000, .kind = BarKind::Memory64}},
         "a");
-    auto b = std::make_shared<TestFunction>(std::vector<BarSpec>{{.index = 1, .size = 0x4000}, {.index = 4, .size = 16}},
-                                            "b");
+    auto b = std::make_shared<TestFunction>(
+        std::vector<BarSpec>{{.index = 1, .size = 0x4000}, {.index = 4, .size = 16}}, "b");
     f.root->add_device(a);
     f.root->add_device(b);
     Bus mmio(BusKind::Mmio);

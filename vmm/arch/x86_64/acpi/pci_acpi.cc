@@ -55,14 +55,15 @@ AmlDevice host_bridge(const PciHostBridgeConfig& config) {
         .io(kPciConfigAddressPort, static_cast<uint8_t>(kPciConfigPortCount))
         .dword_memory_window(static_cast<uint32_t>(config.mmio_window_start.value),
                              static_cast<uint32_t>(config.mmio_window_size));
-    AmlDevice device{"PCI0", {
-        aml::name("_HID", aml::eisa_id("PNP0A08")),  // PCI Express root bridge
-        aml::name("_CID", aml::eisa_id("PNP0A03")),  // PCI root bridge
-        aml::name("_SEG", aml::integer(config.segment)),
-        aml::name("_BBN", aml::integer(config.bus_start)),
-        aml::name("_UID", aml::integer(config.segment)),
-        aml::name("_CRS", crs.encode()),
-    }};
+    AmlDevice device{"PCI0",
+                     {
+                         aml::name("_HID", aml::eisa_id("PNP0A08")),  // PCI Express root bridge
+                         aml::name("_CID", aml::eisa_id("PNP0A03")),  // PCI root bridge
+                         aml::name("_SEG", aml::integer(config.segment)),
+                         aml::name("_BBN", aml::integer(config.bus_start)),
+                         aml::name("_UID", aml::integer(config.segment)),
+                         aml::name("_CRS", crs.encode()),
+                     }};
     if (!config.intx_routes.empty()) device.objects.push_back(routing_table(config.intx_routes));
     return device;
 }
@@ -71,11 +72,12 @@ AmlDevice ecam_reservation(const PciHostBridgeConfig& config) {
     aml::ResourceTemplate crs;
     crs.memory32_fixed(aml::MemoryAccess::kReadWrite, static_cast<uint32_t>(ecam_start(config)),
                        static_cast<uint32_t>(ecam_size(config)));
-    return AmlDevice{"ECAM", {
-        aml::name("_HID", aml::eisa_id("PNP0C02")),  // motherboard resources
-        aml::name("_UID", aml::integer(config.segment)),
-        aml::name("_CRS", crs.encode()),
-    }};
+    return AmlDevice{"ECAM",
+                     {
+                         aml::name("_HID", aml::eisa_id("PNP0C02")),  // motherboard resources
+                         aml::name("_UID", aml::integer(config.segment)),
+                         aml::name("_CRS", crs.encode()),
+                     }};
 }
 
 }  // namespace
