@@ -239,3 +239,26 @@ TEST_CASE("a second keel cannot open a writable disk image that a running keel u
     CHECK(second.err.find(image) != std::string::npos);
     CHECK(second.err.find("in use") != std::string::npos);
 }
+
+TEST_CASE("without ACPI a minimal kernel finds virtio-mmio devices through keel's command-line parameters", "[kvm]") {
+    const auto guest = minimal_guest();
+    if (guest.kernel.empty()) {
+        WARN("minimal kernel not built (guest-images/build-minimal-kernel): not tested");
+        return;
+    }
+    const auto dir = scratch_dir();
+    const auto image = make_image(dir, "disk.img", 1 * kMiB, 5);
+    BootRequest request;
+    request.kernel = guest.kernel;
+    request.initrd = guest.initrd;
+    // Without ACPI there is no power-off: the guest ends the VM by rebooting
+    // through the i8042 (reboot=k).
+    request.cmdline_extra = "acpi=off keel.action=reboot";
+    request.keel_args = {"--transport", "mmio", "--disk", "path=" + image + ",readonly=on,serial=noacpi", "--rng"};
+    const auto b = boot(request);
+    require_clean_exit(b);
+    INFO("guest console:\n" << b.result.out);
+    CHECK(marker(b.result.out, "acpi") == "no");
+    CHECK(marker(b.result.out, "disks") == "vda:2048:1:noacpi");
+    CHECK(marker(b.result.out, "rng") == "virtio_rng.0");
+}
