@@ -10,14 +10,14 @@ std::string base64(const std::string& bytes) {
     static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     std::string out;
     size_t i = 0;
+    const auto byte = [&](size_t at) { return uint32_t{static_cast<uint8_t>(bytes[at])}; };
     for (; i + 2 < bytes.size(); i += 3) {
-        const uint32_t v = (static_cast<uint8_t>(bytes[i]) << 16) | (static_cast<uint8_t>(bytes[i + 1]) << 8) |
-                           static_cast<uint8_t>(bytes[i + 2]);
+        const uint32_t v = (byte(i) << 16) | (byte(i + 1) << 8) | byte(i + 2);
         for (int shift = 18; shift >= 0; shift -= 6) out += kAlphabet[(v >> shift) & 0x3f];
     }
     if (i < bytes.size()) {
-        uint32_t v = static_cast<uint32_t>(static_cast<uint8_t>(bytes[i])) << 16;
-        if (i + 1 < bytes.size()) v |= static_cast<uint32_t>(static_cast<uint8_t>(bytes[i + 1])) << 8;
+        uint32_t v = byte(i) << 16;
+        if (i + 1 < bytes.size()) v |= byte(i + 1) << 8;
         out += kAlphabet[(v >> 18) & 0x3f];
         out += kAlphabet[(v >> 12) & 0x3f];
         out += i + 1 < bytes.size() ? kAlphabet[(v >> 6) & 0x3f] : '=';
