@@ -46,9 +46,11 @@ std::string host_sha256(const std::string& path, uint64_t bytes) {
 GuestImage guest_named(const std::string& name) { return name == "stock" ? stock_guest() : minimal_guest(); }
 
 // What the guest does with its three disks: vda (writable) gets 4 MiB of
-// random data through dd conv=fsync; vdb (read-only) is read, then written
-// with the guest's own read-only flag lifted so the request reaches keel;
-// vdc gets an ext2 file system with files on it. Kept short: the script
+// random data through dd conv=fsync; vdb (read-only) is read, then a write
+// is tried: Linux refuses it already (virtio-blk's RO feature makes the disk
+// read-only; blockdev --setrw does not lift that), so the request never
+// reaches keel, whose own IOERR for such writes is unit-tested
+// (tests/unit/block); vdc gets an ext2 file system with files on it. Kept short: the script
 // travels base64-encoded on a 2 KiB kernel command line.
 constexpr const char* kDiskScript = R"SH(t() { echo "KEEL-TEST $1=$2"; }
 dd if=/dev/urandom of=/tmp/r bs=64k count=64 2>/dev/null
