@@ -92,180 +92,170 @@ size_t clamp_to_offset(off_t offset, size_t count) {
     return static_cast<size_t>(std::min<uint64_t>(count, room));
 }
 
+// Moves data between the cursor's next `count` bytes and fd at `offset`
+// with `io` (preadv or pwritev), retrying EINTR and short transfers and
+// advancing the cursor over what moved. Returns the bytes moved or -errno
+// (what moved before an error stays advanced).
+template <typename Io>
+ssize_t transfer_at(detail::ChainCursor& cursor, size_t count, off_t offset, Io&& io, size_t& moved_total) {
+    if (offset < 0) return -EINVAL;
+    count = clamp_to_offset(offset, std::min(count, cursor.limit));
+    size_t done = 0;
+    std::array<iovec, kIovecBatch> iov{};
+    while (done < count) {
+        size_t bytes = 0;
+        const size_t n = cursor.fill_iovecs(count - done, iov, bytes);
+        if (n == 0) break;
+        const ssize_t r = io(iov.data(), static_cast<int>(n), offset + static_cast<off_t>(done));
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            return -errno;
+        }
+        if (r == 0) break;  // end of file, or no progress: don't spin
+        moved_total += cursor.advance(static_cast<size_t>(r));
+        done += static_cast<size_t>(r);
+    }
+    return static_cast<ssize_t>(done);
+}
+
 }  // namespace
+
+// ---- ChainCursor ----
+
+namespace detail {
+
+ChainCursor::ChainCursor(const GuestMemory& guest_memory, std::span<const GuestBuffer> chain_buffers)
+    : memory(&guest_memory), buffers(chain_buffers), limit(total_length(chain_buffers)) {
+    Cursor at;
+    ::keel::virtio::advance(buffers, at, 0);
+    index = at.index;
+}
+
+size_t ChainCursor::advance(size_t count) {
+    count = std::min(count, limit);
+    Cursor at{index, offset};
+    ::keel::virtio::advance(buffers, at, count);
+    index = at.index;
+    offset = at.offset;
+    limit -= count;
+    return count;
+}
+
+ChainCursor ChainCursor::split_at(size_t count) {
+    ChainCursor rest = *this;
+    if (count >= limit) {
+        rest.limit = 0;
+        return rest;
+    }
+    Cursor at{index, offset};
+    ::keel::virtio::advance(buffers, at, count);
+    rest.index = at.index;
+    rest.offset = at.offset;
+    rest.limit = limit - count;
+    limit = count;
+    return rest;
+}
+
+size_t ChainCursor::fill_iovecs(size_t count, std::span<iovec> out, size_t& bytes) const {
+    if (memory == nullptr) {
+        bytes = 0;
+        return 0;
+    }
+    return fill(memory, buffers, Cursor{index, offset}, std::min(count, limit), out, bytes);
+}
+
+}  // namespace detail
 
 // ---- Reader ----
 
-Reader::Reader(const GuestMemory& memory, std::span<const GuestBuffer> buffers)
-    : m_memory(&memory), m_buffers(buffers), m_limit(total_length(buffers)) {
-    Cursor at;
-    advance(m_buffers, at, 0);
-    m_index = at.index;
-}
+Reader::Reader(const GuestMemory& memory, std::span<const GuestBuffer> buffers) : m_cursor(memory, buffers) {}
 
 size_t Reader::remaining() const {
-    return m_limit;
+    return m_cursor.limit;
 }
 
 bool Reader::read(std::span<uint8_t> dst) {
-    if (dst.size() > m_limit) return false;
+    if (dst.size() > m_cursor.limit) return false;
     if (dst.empty()) return true;  // also for a default (memory-less) reader
     size_t done = 0;
-    const bool ok = for_each_piece(*m_memory, m_buffers, Cursor{m_index, m_offset}, dst.size(),
-                                   [&](const VolatileSlice& s) { done += s.copy_to(dst.subspan(done)); });
+    const bool ok =
+        for_each_piece(*m_cursor.memory, m_cursor.buffers, Cursor{m_cursor.index, m_cursor.offset}, dst.size(),
+                       [&](const VolatileSlice& s) { done += s.copy_to(dst.subspan(done)); });
     if (!ok) return false;
     consume(dst.size());
     return true;
 }
 
 bool Reader::skip(size_t count) {
-    if (count > m_limit) return false;
+    if (count > m_cursor.limit) return false;
     consume(count);
     return true;
 }
 
 Reader Reader::split_at(size_t count) {
-    Reader rest = *this;
-    rest.m_consumed = 0;
-    if (count >= m_limit) {
-        rest.m_limit = 0;
-        return rest;
-    }
-    Cursor at{m_index, m_offset};
-    advance(m_buffers, at, count);
-    rest.m_index = at.index;
-    rest.m_offset = at.offset;
-    rest.m_limit = m_limit - count;
-    m_limit = count;
+    Reader rest;
+    rest.m_cursor = m_cursor.split_at(count);
     return rest;
 }
 
 size_t Reader::fill_iovecs(size_t count, std::span<iovec> out, size_t& bytes) const {
-    if (m_memory == nullptr) {
-        bytes = 0;
-        return 0;
-    }
-    return fill(m_memory, m_buffers, Cursor{m_index, m_offset}, std::min(count, m_limit), out, bytes);
+    return m_cursor.fill_iovecs(count, out, bytes);
 }
 
-void Reader::consume(size_t count) {
-    count = std::min(count, m_limit);
-    Cursor at{m_index, m_offset};
-    advance(m_buffers, at, count);
-    m_index = at.index;
-    m_offset = at.offset;
-    m_consumed += count;
-    m_limit -= count;
-}
+void Reader::consume(size_t count) { m_consumed += m_cursor.advance(count); }
 
 ssize_t Reader::write_to_fd_at(int fd, size_t count, off_t offset) {
-    if (offset < 0) return -EINVAL;
-    count = clamp_to_offset(offset, std::min(count, m_limit));
-    size_t done = 0;
-    std::array<iovec, kIovecBatch> iov{};
-    while (done < count) {
-        size_t bytes = 0;
-        const size_t n = fill_iovecs(count - done, iov, bytes);
-        if (n == 0) break;
-        const ssize_t r = ::pwritev(fd, iov.data(), static_cast<int>(n), offset + static_cast<off_t>(done));
-        if (r < 0) {
-            if (errno == EINTR) continue;
-            return -errno;  // what was written before stays consumed
-        }
-        if (r == 0) break;  // no progress; don't spin
-        consume(static_cast<size_t>(r));
-        done += static_cast<size_t>(r);
-    }
-    return static_cast<ssize_t>(done);
+    return transfer_at(
+        m_cursor, count, offset, [fd](const iovec* iov, int n, off_t at) { return ::pwritev(fd, iov, n, at); },
+        m_consumed);
 }
 
 // ---- Writer ----
 
-Writer::Writer(const GuestMemory& memory, std::span<const GuestBuffer> buffers)
-    : m_memory(&memory), m_buffers(buffers), m_limit(total_length(buffers)) {
-    Cursor at;
-    advance(m_buffers, at, 0);
-    m_index = at.index;
-}
+Writer::Writer(const GuestMemory& memory, std::span<const GuestBuffer> buffers) : m_cursor(memory, buffers) {}
 
 size_t Writer::remaining() const {
-    return m_limit;
+    return m_cursor.limit;
 }
 
 bool Writer::write(std::span<const uint8_t> src) {
-    if (src.size() > m_limit) return false;
+    if (src.size() > m_cursor.limit) return false;
     if (src.empty()) return true;
     size_t done = 0;
-    const bool ok = for_each_piece(*m_memory, m_buffers, Cursor{m_index, m_offset}, src.size(),
-                                   [&](const VolatileSlice& s) { done += s.copy_from(src.subspan(done)); });
+    const bool ok =
+        for_each_piece(*m_cursor.memory, m_cursor.buffers, Cursor{m_cursor.index, m_cursor.offset}, src.size(),
+                       [&](const VolatileSlice& s) { done += s.copy_from(src.subspan(done)); });
     if (!ok) return false;
     commit(src.size());
     return true;
 }
 
 bool Writer::fill_zero(size_t count) {
-    if (count > m_limit) return false;
+    if (count > m_cursor.limit) return false;
     if (count == 0) return true;
-    const bool ok = for_each_piece(*m_memory, m_buffers, Cursor{m_index, m_offset}, count,
-                                   [](const VolatileSlice& s) { s.fill(0); });
+    const bool ok = for_each_piece(*m_cursor.memory, m_cursor.buffers, Cursor{m_cursor.index, m_cursor.offset},
+                                   count, [](const VolatileSlice& s) { s.fill(0); });
     if (!ok) return false;
     commit(count);
     return true;
 }
 
 Writer Writer::split_at(size_t count) {
-    Writer rest = *this;
-    rest.m_written = 0;
-    if (count >= m_limit) {
-        rest.m_limit = 0;
-        return rest;
-    }
-    Cursor at{m_index, m_offset};
-    advance(m_buffers, at, count);
-    rest.m_index = at.index;
-    rest.m_offset = at.offset;
-    rest.m_limit = m_limit - count;
-    m_limit = count;
+    Writer rest;
+    rest.m_cursor = m_cursor.split_at(count);
     return rest;
 }
 
 size_t Writer::fill_iovecs(size_t count, std::span<iovec> out, size_t& bytes) const {
-    if (m_memory == nullptr) {
-        bytes = 0;
-        return 0;
-    }
-    return fill(m_memory, m_buffers, Cursor{m_index, m_offset}, std::min(count, m_limit), out, bytes);
+    return m_cursor.fill_iovecs(count, out, bytes);
 }
 
-void Writer::commit(size_t count) {
-    count = std::min(count, m_limit);
-    Cursor at{m_index, m_offset};
-    advance(m_buffers, at, count);
-    m_index = at.index;
-    m_offset = at.offset;
-    m_written += count;
-    m_limit -= count;
-}
+void Writer::commit(size_t count) { m_written += m_cursor.advance(count); }
 
 ssize_t Writer::read_from_fd_at(int fd, size_t count, off_t offset) {
-    if (offset < 0) return -EINVAL;
-    count = clamp_to_offset(offset, std::min(count, m_limit));
-    size_t done = 0;
-    std::array<iovec, kIovecBatch> iov{};
-    while (done < count) {
-        size_t bytes = 0;
-        const size_t n = fill_iovecs(count - done, iov, bytes);
-        if (n == 0) break;
-        const ssize_t r = ::preadv(fd, iov.data(), static_cast<int>(n), offset + static_cast<off_t>(done));
-        if (r < 0) {
-            if (errno == EINTR) continue;
-            return -errno;  // what was read before stays committed
-        }
-        if (r == 0) break;  // end of file
-        commit(static_cast<size_t>(r));
-        done += static_cast<size_t>(r);
-    }
-    return static_cast<ssize_t>(done);
+    return transfer_at(
+        m_cursor, count, offset, [fd](const iovec* iov, int n, off_t at) { return ::preadv(fd, iov, n, at); },
+        m_written);
 }
 
 // ---- DescriptorChain ----

@@ -22,6 +22,29 @@ struct GuestBuffer {
     uint32_t len = 0;
 };
 
+namespace detail {
+
+// The position Reader and Writer each keep in their part of a chain: buffer
+// `index`, `offset` bytes into it, and `limit` bytes left in this view
+// (split_at() lowers it). One implementation serves both directions.
+struct ChainCursor {
+    const GuestMemory* memory = nullptr;
+    std::span<const GuestBuffer> buffers;
+    size_t index = 0;
+    size_t offset = 0;
+    size_t limit = 0;
+
+    ChainCursor() = default;
+    ChainCursor(const GuestMemory& memory, std::span<const GuestBuffer> buffers);
+    // Moves forward by min(count, limit) bytes; returns how many.
+    size_t advance(size_t count);
+    // Keeps the next `count` bytes and returns a cursor over the rest.
+    ChainCursor split_at(size_t count);
+    size_t fill_iovecs(size_t count, std::span<iovec> out, size_t& bytes) const;
+};
+
+}  // namespace detail
+
 // Cursor over the device-readable part of a chain. Devices read requests
 // through it, never through descriptors. Copying a Reader copies the cursor;
 // both views stay valid while their DescriptorChain lives and is not popped
@@ -61,12 +84,8 @@ public:
     ssize_t write_to_fd_at(int fd, size_t count, off_t offset);
 
 private:
-    const GuestMemory* m_memory = nullptr;
-    std::span<const GuestBuffer> m_buffers;
-    size_t m_index = 0;        // current buffer
-    size_t m_offset = 0;       // bytes consumed in it
+    detail::ChainCursor m_cursor;
     size_t m_consumed = 0;
-    size_t m_limit = 0;        // bytes left in this view (split_at() lowers it)
 };
 
 // Cursor over the device-writable part of a chain.
@@ -98,12 +117,8 @@ public:
     ssize_t read_from_fd_at(int fd, size_t count, off_t offset);
 
 private:
-    const GuestMemory* m_memory = nullptr;
-    std::span<const GuestBuffer> m_buffers;
-    size_t m_index = 0;
-    size_t m_offset = 0;
+    detail::ChainCursor m_cursor;
     size_t m_written = 0;
-    size_t m_limit = 0;        // bytes left in this view
 };
 
 // A fully validated chain taken from the avail ring. Its buffers are stored
