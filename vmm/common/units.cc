@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <charconv>
+#include <cstdio>
 #include <limits>
 
 #include "common/error.h"
@@ -46,6 +47,12 @@ std::string format_size(uint64_t bytes) {
     if (bytes != 0 && bytes % MiB == 0) return std::to_string(bytes / MiB) + " MiB";
     if (bytes != 0 && bytes % KiB == 0) return std::to_string(bytes / KiB) + " KiB";
     return std::to_string(bytes) + " B";
+}
+
+std::string format_hex(uint64_t value) {
+    char buf[24];
+    std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(value));
+    return buf;
 }
 
 }  // namespace keel

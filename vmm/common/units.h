@@ -18,4 +18,7 @@ inline constexpr uint64_t GiB = 1024 * MiB;
 // "256 MiB", "2 GiB", "1536 MiB": the largest unit that divides exactly.
 [[nodiscard]] std::string format_size(uint64_t bytes);
 
+// "0x1f", "0x0": an address or register value for messages and stats.
+[[nodiscard]] std::string format_hex(uint64_t value);
+
 }  // namespace keel

@@ -6,6 +6,7 @@
 #include "arch/x86_64/acpi/acpi_builder.h"
 #include "arch/x86_64/layout.h"
 #include "common/error.h"
+#include "common/units.h"
 #include "core/irqfd_line.h"
 #include "core/machine.h"
 #include "core/msi_routes.h"
@@ -19,12 +20,6 @@
 namespace keel {
 
 namespace {
-
-std::string hex(uint64_t value) {
-    char text[24];
-    std::snprintf(text, sizeof text, "0x%llx", static_cast<unsigned long long>(value));
-    return text;
-}
 
 void register_ioevents(const Vm& vm, const std::vector<virtio::IoEventSpec>& specs) {
     for (const auto& spec : specs) {
@@ -58,7 +53,7 @@ void Machine::create_virtio_devices() {
         const bool on_cmdline = mmio_needs_cmdline_devices(m_config.cmdline);
         for (size_t i = 0; i < m_virtio.size(); ++i) {
             m_virtio[i].mmio = placements[i];
-            m_virtio[i].transport = "mmio " + hex(placements[i].base.value);
+            m_virtio[i].transport = "mmio " + format_hex(placements[i].base.value);
             if (on_cmdline) {
                 m_cmdline_extra += " " + virtio::virtio_mmio_cmdline_parameter(placements[i].base, placements[i].size,
                                                                              placements[i].gsi);

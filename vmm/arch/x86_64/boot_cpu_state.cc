@@ -11,6 +11,7 @@
 #include "arch/x86_64/layout.h"
 #include "arch/x86_64/msrs.h"
 #include "common/error.h"
+#include "common/units.h"
 
 namespace keel::x86 {
 namespace {
@@ -27,12 +28,6 @@ static_assert(kPml4.value + kPageTablePageSize <= kPdpt.value);
 static_assert(kPdpt.value + kPageTablePageSize <= kPd.value);
 static_assert(kPd.value + kPdPageCount * kPageTablePageSize <= kCmdline.value);
 static_assert(kPdPageCount <= kPageTableEntries, "one PDPT page must reach every PD page");
-
-std::string hex(uint64_t value) {
-    char buf[24];
-    std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(value));
-    return buf;
-}
 
 Gpa pd_page(uint64_t index) { return kPd.unchecked_add(index * kPageTablePageSize); }
 
@@ -60,7 +55,7 @@ void check_entry(BootProtocol protocol, Gpa entry) {
     // starts with paging off in 32-bit mode, so EIP must fit 32 bits.
     const uint64_t reach = protocol == BootProtocol::Linux64 ? kIdentityMapSize : uint64_t{1} << 32;
     if (entry.value >= reach) {
-        throw Error("kernel entry point " + hex(entry.value) + " is above " + hex(reach) +
+        throw Error("kernel entry point " + format_hex(entry.value) + " is above " + format_hex(reach) +
                     ", which the " + (protocol == BootProtocol::Linux64 ? "64-bit" : "PVH") +
                     " boot state cannot reach; load the kernel below 4 GiB");
     }
@@ -68,8 +63,8 @@ void check_entry(BootProtocol protocol, Gpa entry) {
 
 void check_lapic_offset(uint32_t offset) {
     if (offset % 16 != 0 || offset > KVM_APIC_REG_SIZE - sizeof(uint32_t)) {
-        throw Error("local APIC register offset " + hex(offset) + " is not a register in the " +
-                    hex(KVM_APIC_REG_SIZE) + "-byte KVM_GET_LAPIC page");
+        throw Error("local APIC register offset " + format_hex(offset) + " is not a register in the " +
+                    format_hex(KVM_APIC_REG_SIZE) + "-byte KVM_GET_LAPIC page");
     }
 }
 
