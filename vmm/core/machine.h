@@ -30,6 +30,7 @@ namespace pci {
 class PciRoot;
 }  // namespace pci
 namespace virtio {
+class VirtioMmioTransport;
 class VirtioPciTransport;
 }  // namespace virtio
 namespace x86::acpi {
@@ -105,8 +106,9 @@ private:
     std::string m_cmdline_extra;  // virtio_mmio.device= parameters, when needed
     std::shared_ptr<pci::PciRoot> m_pci_root;
     std::shared_ptr<MsiRouter> m_msi_router;
+    // The transports (each owns its device's MSI-X vectors, for PCI).
+    std::vector<std::shared_ptr<virtio::VirtioMmioTransport>> m_mmio_transports;
     std::vector<std::shared_ptr<virtio::VirtioPciTransport>> m_pci_transports;
-    std::vector<std::shared_ptr<void>> m_transports;  // keeps transports and MSI vectors alive
     std::vector<std::unique_ptr<VcpuRunner>> m_runners;
     std::vector<std::thread> m_threads;
     std::atomic<uint64_t> m_first_run_ns{0};

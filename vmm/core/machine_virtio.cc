@@ -92,7 +92,7 @@ void Machine::attach_mmio_transports() {
         m_mmio.insert(transport, slot.base.value, slot.size, std::string(entry.device->name()));
         register_ioevents(*m_vm, transport->ioevents());
         entry.counters = [transport] { return transport->counters(); };
-        m_transports.push_back(transport);
+        m_mmio_transports.push_back(transport);
     }
 }
 
@@ -111,7 +111,6 @@ void Machine::attach_pci_transports() {
         std::snprintf(where, sizeof where, "pci 00:%02x.0", slot);
         entry.transport = where;
         entry.counters = [transport] { return transport->counters(); };
-        m_transports.push_back(transport);
         m_pci_transports.push_back(transport);
     }
     m_pci_root->assign_bars(m_mmio, x86::kPciMmioWindowStart.value, x86::kPciMmioWindowSize);
