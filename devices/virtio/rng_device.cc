@@ -210,7 +210,7 @@ std::vector<DeviceCounter> RngDevice::counters() const {
         {"requests", m_requests.load(std::memory_order_relaxed)},
         {"bytes", m_bytes.load(std::memory_order_relaxed)},
         {"errors", m_errors.load(std::memory_order_relaxed)},
-        {"notifications", m_notifications.load(std::memory_order_relaxed)},
+        {"used_notifications", m_notifications.load(std::memory_order_relaxed)},
     };
 }
 

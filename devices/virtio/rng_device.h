@@ -64,7 +64,7 @@ public:
     [[nodiscard]] bool activate(const ActivationContext& context) override;
     void reset() override;
 
-    // "requests", "bytes", "errors", "notifications" (used-buffer interrupts asked for).
+    // "requests", "bytes", "errors", "used_notifications" (used-buffer notifications sent).
     [[nodiscard]] std::vector<DeviceCounter> counters() const override;
 
 private:

@@ -234,8 +234,8 @@ std::vector<virtio::DeviceCounter> VirtioBlock::counters() const {
         {"discards", get(m_discards)},
         {"write_zeroes", get(m_write_zeroes)},
         {"errors", get(m_errors)},
-        {"notifications", get(m_notifications)},
-        {"interrupts", get(m_interrupts)},
+        {"driver_notifications", get(m_notifications)},
+        {"used_notifications", get(m_interrupts)},
         {"in_flight_max", get(m_in_flight_max)},
     };
 }

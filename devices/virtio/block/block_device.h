@@ -98,8 +98,9 @@ public:
 
     // "requests", "read_bytes", "written_bytes", "flushes", "discards",
     // "write_zeroes", "errors" (requests answered IOERR/UNSUPP, and protocol
-    // violations), "notifications" (driver kicks), "interrupts" (used-buffer
-    // notifications sent), "in_flight_max".
+    // violations), "driver_notifications" (kicks the device woke up for),
+    // "used_notifications" (used-buffer notifications sent), "in_flight_max".
+    // The transport adds "kicks", "interrupts", "resets", "needs_reset".
     [[nodiscard]] std::vector<virtio::DeviceCounter> counters() const override;
 
     [[nodiscard]] DiskIoEngine engine() const { return m_io->engine(); }

@@ -39,8 +39,8 @@ TEST_CASE("reads return the image's bytes, the status OK and data + 1 as used le
     CHECK(rig.counter("requests") == 1);
     CHECK(rig.counter("read_bytes") == 4096);
     CHECK(rig.counter("errors") == 0);
-    CHECK(rig.counter("notifications") == 1);
-    CHECK(rig.counter("interrupts") == 1);
+    CHECK(rig.counter("driver_notifications") == 1);
+    CHECK(rig.counter("used_notifications") == 1);
     CHECK(rig.notifier.used_signals(0) == 1);
 }
 
@@ -267,7 +267,7 @@ TEST_CASE("interrupts follow the driver's suppression flags", "[block][device]")
     rig.driver().set_no_interrupt(true);
     CHECK(rig.read(0, 512).status == VIRTIO_BLK_S_OK);
     CHECK(rig.notifier.used_signals() == 0);
-    CHECK(rig.counter("interrupts") == 0);
+    CHECK(rig.counter("used_notifications") == 0);
     rig.driver().set_no_interrupt(false);
     CHECK(rig.read(0, 512).status == VIRTIO_BLK_S_OK);
     CHECK(rig.notifier.used_signals() == 1);

@@ -262,7 +262,7 @@ TEST_CASE("a long burst is served in bounded batches across wakeups", "[block][l
     const auto used = rig.wait_used(kCount);
     CHECK(used.size() == kCount);
     CHECK(rig.counter("requests") == kCount);
-    CHECK(rig.counter("notifications") == 1);  // the device's own wakeups are not driver kicks
+    CHECK(rig.counter("driver_notifications") == 1);  // the device's own wakeups are not driver kicks
 }
 
 TEST_CASE("when every slot is in flight the queue waits and resumes on completions", "[block][lifecycle]") {

@@ -127,7 +127,7 @@ TEST_CASE("Without EVENT_IDX virtio-rng interrupts after a batch unless the driv
     rig.kick_and_run();
     CHECK(rig.driver.used_entries().size() == 1);
     CHECK(rig.h.irq->count == 1);
-    CHECK(rig.h.counter("notifications") == 1);
+    CHECK(rig.h.counter("used_notifications") == 1);
 }
 
 TEST_CASE("With EVENT_IDX virtio-rng interrupts only when used_event is passed", "[virtio][rng]") {
