@@ -121,6 +121,26 @@ mark "filesystems mounted"
 mkdir -p /host/run/keel
 cp /job.sh /host/run/keel/job.sh
 
+# One idle VM (with an in-kernel irqchip and one vCPU that never runs) lives as long as the
+# job. Without it every test boot flips static keys in the L1 kernel: KVM's
+# preempt_notifier_key (a static branch in the scheduler's finish_task_switch) goes 0->1 when
+# the first VM is created and back when the last one goes, apic_sw_disabled likewise with the
+# first vCPU. Each flip live-patches kernel text on all L1 vCPUs (int3 + IPIs), and under
+# QEMU's multi-threaded TCG that patching has wedged the L1 with every vCPU looping on the int3
+# in finish_task_switch. With the counts held at >= 1 the keys never flip. perl (essential in
+# Debian) makes the three ioctls: KVM_CREATE_VM, KVM_CREATE_IRQCHIP, KVM_CREATE_VCPU.
+kvm_holder=
+if [ -e /dev/kvm ]; then
+    /bin/chroot /host /usr/bin/perl -e '
+        open(my $kvm, "+<", "/dev/kvm") or exit 1;
+        my $vm = ioctl($kvm, 0xAE01, 0) or exit 1;
+        open(my $vmfh, "+<&=", $vm) or exit 1;
+        ioctl($vmfh, 0xAE60, 0) or exit 1;
+        ioctl($vmfh, 0xAE41, 0) or exit 1;
+        sleep;' </dev/null >/dev/null 2>&1 &
+    kvm_holder=$!
+fi
+
 mark "starting the job"
 echo "keel-started $(cut -d' ' -f1 /proc/uptime)" >&3
 # The heartbeat: the host cannot tell a quiet job from an L1 whose emulated CPUs wedged (seen
@@ -132,7 +152,7 @@ heartbeat=$!
 env -i /bin/chroot /host "$bash" --noprofile --norc /run/keel/job.sh \
     </dev/null >"$out" 2>"$err"
 job_status=$?
-kill "$heartbeat" 2>/dev/null
+kill "$heartbeat" $kvm_holder 2>/dev/null
 echo "keel-exit $job_status" >&3
 exec 3>&-
 finish
