@@ -92,7 +92,39 @@ load_modules() {
 }
 load_modules
 
-# --- 3. facts, one per line
+# --- 3. network: keel.net=eth0=169.254.100.2/24,eth1=169.254.101.2/24 brings
+#        each named interface up with that IPv4 address (the address may be
+#        left out: NAME alone is only brought up). Drivers probe their devices
+#        synchronously while loading, but give a late interface a few seconds.
+wait_for_interface() {
+    tries=0
+    while [ ! -d "/sys/class/net/$1" ] && [ $tries -lt 50 ]; do
+        sleep 0.1
+        tries=$((tries + 1))
+    done
+    [ -d "/sys/class/net/$1" ]
+}
+configure_nics() {
+    ip link set lo up 2>/dev/null
+    for entry in $(echo "$1" | tr ',' ' '); do
+        name=${entry%%=*}
+        address=
+        [ "$name" = "$entry" ] || address=${entry#*=}
+        if ! wait_for_interface "$name"; then
+            log "keel.net: no interface $name"
+            continue
+        fi
+        if [ -n "$address" ]; then
+            ip addr add "$address" dev "$name" || log "keel.net: cannot give $name the address $address"
+        fi
+        ip link set "$name" up || log "keel.net: cannot bring $name up"
+    done
+}
+if net_config=$(cmdline_param keel.net); then
+    configure_nics "$net_config"
+fi
+
+# --- 4. facts, one per line
 count_cpus() {
     # "0-3,6,8-9" -> 7
     online=$(cat /sys/devices/system/cpu/online 2>/dev/null) || { nproc; return; }
@@ -133,6 +165,28 @@ virtio_disks() {
     echo "${out#,}"
 }
 
+# "eth0:02:00:00:00:00:01:1500:up:169.254.100.2/24,...": each network
+# interface that has a device behind it (so not lo) with its MAC, MTU, state
+# (up: administratively up with carrier; no-carrier; down) and its first IPv4
+# address with prefix length (empty when none).
+network_interfaces() {
+    out=
+    for path in /sys/class/net/*; do
+        [ -e "$path/device" ] || continue
+        name=${path##*/}
+        if [ $(($(cat "$path/flags") & 1)) -eq 0 ]; then
+            state=down
+        elif [ "$(cat "$path/carrier" 2>/dev/null)" = 1 ]; then
+            state=up
+        else
+            state=no-carrier
+        fi
+        address=$(ip -4 -o addr show dev "$name" 2>/dev/null | awk '{ print $4; exit }')
+        out="$out,$name:$(cat "$path/address"):$(cat "$path/mtu"):$state:$address"
+    done
+    echo "${out#,}"
+}
+
 fact cpus "$(count_cpus)"
 fact mem_total_kb "$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)"
 fact kernel "$(uname -r)"
@@ -141,12 +195,13 @@ fact devices "$(virtio_devices)"
 fact blk "$(list_dir /sys/block)"
 fact disks "$(virtio_disks)"
 fact net "$(list_dir /sys/class/net)"
+fact nics "$(network_interfaces)"
 fact rng "$(cat /sys/class/misc/hw_random/rng_current 2>/dev/null)"
 fact uptime "$(cut -d' ' -f1 /proc/uptime)"
 debug_port_mark "$CODE_BOOT_OK"
 echo "KEEL-TEST boot-ok"
 
-# --- 4. keel.run=<base64 of a shell script>: the test's own checks
+# --- 5. keel.run=<base64 of a shell script>: the test's own checks
 if script=$(cmdline_param keel.run); then
     if echo "$script" | base64 -d >/tmp/keel-run.sh 2>/dev/null && [ -s /tmp/keel-run.sh ]; then
         sh /tmp/keel-run.sh </dev/null
@@ -158,7 +213,7 @@ if script=$(cmdline_param keel.run); then
     fact run-exit "$status"
 fi
 
-# --- 5. keel.action=poweroff|reboot|shell|panic (default poweroff)
+# --- 6. keel.action=poweroff|reboot|shell|panic (default poweroff)
 action=$(cmdline_param keel.action) || action=poweroff
 case $action in
     poweroff|reboot|shell|panic) ;;

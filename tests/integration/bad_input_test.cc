@@ -189,3 +189,45 @@ TEST_CASE("a disk image another process holds locked is a one-line error", "[cli
         run_keel({"run", "--kernel", "/nonexistent/bzImage", "--disk", "path=" + image + ",readonly=on"}), "in use");
     close(fd);
 }
+
+TEST_CASE("a TAP that does not exist, without the privilege to create it, is a one-line error", "[cli]") {
+    // keel as root would create the TAP; without CAP_NET_ADMIN it may not.
+    std::vector<std::string> args{"run", "--kernel", "/nonexistent/bzImage", "--net", "tap=keel-nosuch0"};
+    if (geteuid() == 0) {
+        args.insert(args.begin(), {"/usr/bin/setpriv", "--bounding-set=-all", "--inh-caps=-all", "--", keel_binary()});
+        ProcessOptions options;
+        options.timeout = std::chrono::seconds(60);
+        require_one_line_error(run_process(args, options), "keel-nosuch0");
+    } else {
+        require_one_line_error(run_keel(args), "keel-nosuch0");
+    }
+}
+
+TEST_CASE("a malformed --net value is a one-line error naming the key", "[cli]") {
+    require_one_line_error(run_keel({"run", "--kernel", "/nonexistent/bzImage", "--net", "tap=t0,mac=02:00:00:00:00"}),
+                           "mac=");
+    require_one_line_error(
+        run_keel({"run", "--kernel", "/nonexistent/bzImage", "--net", "tap=t0,mac=01:00:5e:00:00:01"}), "multicast");
+    require_one_line_error(run_keel({"run", "--kernel", "/nonexistent/bzImage", "--net", "mac=02:00:00:00:00:01"}),
+                           "tap=");
+    require_one_line_error(run_keel({"run", "--kernel", "/nonexistent/bzImage", "--net", "tap=t0,speed=10G"}), "speed");
+    require_one_line_error(run_keel({"run", "--kernel", "/nonexistent/bzImage", "--net", "fd=-3"}), "fd=");
+}
+
+TEST_CASE("two NICs with one id, TAP or MAC are one-line errors", "[cli]") {
+    require_one_line_error(run_keel({"run", "--kernel", "/nonexistent/bzImage", "--net", "tap=t0,id=x", "--net",
+                                     "tap=t1,id=x"}),
+                           "id=x");
+    require_one_line_error(
+        run_keel({"run", "--kernel", "/nonexistent/bzImage", "--net", "tap=t0", "--net", "tap=t0"}), "twice");
+    require_one_line_error(run_keel({"run", "--kernel", "/nonexistent/bzImage", "--net", "tap=t0,mac=02:00:00:00:00:01",
+                                     "--net", "tap=t1,mac=02:00:00:00:00:01"}),
+                           "MAC");
+}
+
+TEST_CASE("a --net fd that is no TAP is a one-line error", "[cli]") {
+    // stdin is a pipe here: open, but no TAP.
+    require_one_line_error(run_keel({"run", "--kernel", "/nonexistent/bzImage", "--net", "fd=0"}), "not a TAP");
+    require_one_line_error(run_keel({"run", "--kernel", "/nonexistent/bzImage", "--net", "fd=999"}),
+                           "not an open file descriptor");
+}

@@ -37,8 +37,8 @@ Boot boot(const BootRequest& request) {
                                   "--memory",    request.memory, "--stats-json", stats_path,
                                   "--cmdline",   cmdline};
     argv.insert(argv.end(), request.keel_args.begin(), request.keel_args.end());
+    argv.insert(argv.begin(), request.command_prefix.begin(), request.command_prefix.end());
     ProcessOptions options = request.options;
-    if (options.timeout == ProcessOptions{}.timeout) options.timeout = std::chrono::seconds(600);
     Boot b{run_process(argv, options), {}};
     std::ifstream stats(stats_path);
     if (stats) b.stats = nlohmann::json::parse(stats, nullptr, false);

@@ -21,6 +21,8 @@ struct BootRequest {
     std::string cmdline_extra;          // appended to "console=ttyS0 reboot=k panic=-1"
     std::string guest_script;           // run by the test init (keel.run=, base64)
     std::vector<std::string> keel_args; // e.g. {"--disk", "path=..."}
+    // Runs keel through this command, e.g. {"/usr/sbin/ip", "netns", "exec", NAME}.
+    std::vector<std::string> command_prefix;
     ProcessOptions options;
 };
 

@@ -7,8 +7,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <sstream>
 #include <stdexcept>
 
@@ -42,6 +45,46 @@ void reap(pid_t pid, ProcessResult& result) {
     }
     result.timed_out = true;
     result.err += "\n[test harness] the process did not exit within 30 s of its end and was abandoned\n";
+}
+
+std::string read_small_file(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+}
+
+// What a process that ran out of time was doing, for the failure report: each
+// thread's name, state and kernel wait channel (and kernel stack where root
+// may read it), then its user-space stacks from gdb when gdb is installed.
+// Tells a keel deadlock (threads in futex_wait) from a vCPU stuck in KVM_RUN.
+std::string describe_stuck_process(pid_t pid) {
+    std::string report = "\n[test harness] the process ran out of time; its threads:\n";
+    const std::string task_dir = "/proc/" + std::to_string(pid) + "/task";
+    std::error_code error;
+    for (const auto& task : std::filesystem::directory_iterator(task_dir, error)) {
+        const std::string dir = task.path().string();
+        std::string comm = read_small_file(dir + "/comm");
+        if (!comm.empty() && comm.back() == '\n') comm.pop_back();
+        const std::string stat = read_small_file(dir + "/stat");
+        const auto state_at = stat.rfind(')');
+        const char state = state_at != std::string::npos && state_at + 2 < stat.size() ? stat[state_at + 2] : '?';
+        report += "  " + task.path().filename().string() + " " + comm + " state " + state + " wchan " +
+                  read_small_file(dir + "/wchan") + "\n";
+        const std::string stack = read_small_file(dir + "/stack");
+        if (!stack.empty()) report += stack;
+    }
+    if (access("/usr/bin/gdb", X_OK) == 0) {
+        const std::string command = "timeout 60 /usr/bin/gdb -p " + std::to_string(pid) +
+                                    " -batch -nx -ex 'set pagination off' -ex 'thread apply all bt' 2>&1 | "
+                                    "grep -E '^(Thread|#)' | head -n 200";
+        if (FILE* gdb = popen(command.c_str(), "r")) {
+            char line[512];
+            while (fgets(line, sizeof line, gdb) != nullptr) report += line;
+            pclose(gdb);
+        }
+    }
+    return report;
 }
 
 }  // namespace
@@ -87,6 +130,7 @@ ProcessResult run_process(const std::vector<std::string>& argv, const ProcessOpt
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
         if (left.count() <= 0) {
             result.timed_out = true;
+            result.err += describe_stuck_process(pid);
             kill(pid, SIGKILL);
             break;
         }
@@ -111,6 +155,7 @@ ProcessResult run_process(const std::vector<std::string>& argv, const ProcessOpt
             kill(pid, SIGKILL);
             result.killed = true;
         }
+        if (options.watch) options.watch(result.out);
     }
     if (stdin_fd >= 0) close(stdin_fd);
     close(out_pipe[0]);
@@ -141,6 +186,7 @@ ProcessResult run_in_pty(const std::vector<std::string>& argv, const ProcessOpti
             std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
         if (left.count() <= 0) {
             result.timed_out = true;
+            result.err += describe_stuck_process(pid);
             kill(pid, SIGKILL);
             break;
         }

@@ -22,6 +22,8 @@ struct ProcessResult {
 // `timeout`. `on_output` may return text to write to stdin when the output so
 // far calls for it (an interactive exchange); it is called after each read.
 struct ProcessOptions {
+    // A guest boot takes 5-40 s in the emulated sandbox (ASan build included):
+    // one that needs minutes is hung, and the harness reports its threads.
     std::chrono::seconds timeout{300};
     std::string input;
     bool keep_stdin_open = false;
@@ -29,6 +31,10 @@ struct ProcessOptions {
     // Checked after each read of stdout: when it returns true the process is
     // SIGKILLed on the spot (crash-safety tests pull the plug this way).
     std::function<bool(const std::string& out)> kill_when;
+    // Called with the output so far after each read of stdout, and at least
+    // once a second: tests start host-side work when a guest marker appears.
+    // Must return at once (run anything slow on a thread of its own).
+    std::function<void(const std::string& out)> watch;
 };
 
 ProcessResult run_process(const std::vector<std::string>& argv, const ProcessOptions& options = {});

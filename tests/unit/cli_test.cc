@@ -57,3 +57,24 @@ TEST_CASE("version and help requests exit 0 with text on stdout", "[cli]") {
     CHECK_FALSE(help.message_is_error);
     CHECK(help.message.find("--kernel") != std::string::npos);
 }
+
+TEST_CASE("net options map onto the VM config in order", "[cli]") {
+    const auto out = parse_command_line({"run", "--kernel", "bz", "--net", "tap=tap0,mac=02:aa:bb:cc:dd:ee,id=lan",
+                                         "--net", "fd=7"});
+    REQUIRE(out.command == CliCommand::Run);
+    REQUIRE(out.config.nets.size() == 2);
+    CHECK(out.config.nets[0].tap_name == "tap0");
+    CHECK(out.config.nets[0].id == "lan");
+    REQUIRE(out.config.nets[0].mac.has_value());
+    CHECK(net::format_mac(*out.config.nets[0].mac) == "02:aa:bb:cc:dd:ee");
+    CHECK(out.config.nets[1].uses_fd());
+    CHECK(out.config.nets[1].tap_fd == 7);
+    CHECK_FALSE(out.config.nets[1].mac.has_value());
+}
+
+TEST_CASE("a bad --net value is an error with exit status 2", "[cli]") {
+    const auto out = parse_command_line({"run", "--kernel", "bz", "--net", "tap=tap0,mac=zz:00:00:00:00:00"});
+    CHECK(out.command == CliCommand::Exit);
+    CHECK(out.exit_code == 2);
+    CHECK(out.message.find("mac=") != std::string::npos);
+}

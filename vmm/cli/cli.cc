@@ -17,6 +17,7 @@ struct RawRunOptions {
     std::string memory = "256M";
     std::string transport = "pci";
     std::vector<std::string> disks;
+    std::vector<std::string> nets;
 };
 
 void add_run_options(CLI::App& run, VmConfig& config, RawRunOptions& raw, std::string& log_level) {
@@ -31,6 +32,12 @@ void add_run_options(CLI::App& run, VmConfig& config, RawRunOptions& raw, std::s
     run.add_option("--disk", raw.disks,
                    "A virtio-blk disk: path=FILE[,readonly=on][,id=NAME][,serial=STR][,io=uring|sync]. "
                    "Repeatable; the guest sees them as vda, vdb, ... in order")
+        ->type_name("SPEC");
+    run.add_option("--net", raw.nets,
+                   "A virtio-net NIC on a TAP interface: tap=NAME[,mac=MAC][,id=ID] opens (or, with "
+                   "CAP_NET_ADMIN, creates) TAP NAME; fd=N[,mac=MAC][,id=ID] uses an open TAP fd "
+                   "(IFF_TAP|IFF_NO_PI|IFF_VNET_HDR). Repeatable; without mac= each NIC gets a stable "
+                   "locally administered one")
         ->type_name("SPEC");
     run.add_flag("--rng", config.rng, "A virtio-rng device fed from the host's getrandom()");
     run.add_option("--transport", raw.transport, "How virtio devices attach: pci (virtio-pci, MSI-X) or mmio")
@@ -102,6 +109,7 @@ CliOutcome parse_command_line(const std::vector<std::string>& args) {
         outcome.config.memory_bytes = parse_memory_size(raw.memory, "--memory");
         outcome.config.transport = raw.transport == "mmio" ? VirtioTransportKind::Mmio : VirtioTransportKind::Pci;
         for (const auto& spec : raw.disks) outcome.config.disks.push_back(block::parse_disk_option(spec));
+        for (const auto& spec : raw.nets) outcome.config.nets.push_back(net::parse_net_option(spec));
     } catch (const Error& e) {
         outcome.exit_code = 2;
         outcome.message_is_error = true;

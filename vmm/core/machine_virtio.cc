@@ -14,12 +14,18 @@
 #include "pci/pci_root.h"
 #include "virtio/block/block_device.h"
 #include "virtio/mmio_transport.h"
+#include "virtio/net/net_device.h"
+#include "virtio/net/tap.h"
 #include "virtio/pci/virtio_pci_transport.h"
 #include "virtio/rng_device.h"
 
 namespace keel {
 
 namespace {
+
+// Queue pairs per NIC: one per vCPU up to this. Beyond 8 the event loop (one
+// thread) is the limit, not the guest's queues.
+constexpr size_t kMaxNetQueuePairs = 8;
 
 void register_ioevents(const Vm& vm, const std::vector<virtio::IoEventSpec>& specs) {
     for (const auto& spec : specs) {
@@ -39,6 +45,24 @@ void Machine::create_virtio_devices() {
         VirtioEntry entry;
         entry.device = std::make_shared<block::VirtioBlock>(disk, queues);
         entry.type = "block";
+        m_virtio.push_back(std::move(entry));
+    }
+    // One queue pair per vCPU, as for disks: each vCPU's transmit path then
+    // has its own queue in the guest. The TAP decides in the end (a
+    // single-queue TAP gets one pair).
+    const size_t queue_pairs = std::min<size_t>(m_config.vcpus, kMaxNetQueuePairs);
+    for (size_t i = 0; i < m_config.nets.size(); ++i) {
+        const auto& nic = m_config.nets[i];
+        auto tap = nic.uses_fd() ? net::Tap::adopt(nic.tap_fd) : net::Tap::open(nic.tap_name, queue_pairs);
+        virtio::NetDeviceConfig device;
+        device.name = nic.id.empty() ? "net" + std::to_string(i) : nic.id;
+        device.mac = nic.mac.value_or(net::default_mac(device.name, tap->interface_name()));
+        device.mtu = static_cast<uint16_t>(std::min<unsigned>(tap->mtu(), UINT16_MAX));
+        spdlog::debug("{}: TAP {} ({} queue pair{}), MAC {}", device.name, tap->interface_name(),
+                      tap->queue_pairs(), tap->queue_pairs() == 1 ? "" : "s", net::format_mac(device.mac));
+        VirtioEntry entry;
+        entry.device = std::make_shared<virtio::VirtioNet>(std::move(device), std::move(tap));
+        entry.type = "net";
         m_virtio.push_back(std::move(entry));
     }
     if (m_config.rng) {

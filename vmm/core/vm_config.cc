@@ -26,6 +26,29 @@ void validate_disks(const std::vector<block::DiskOptions>& disks) {
     }
 }
 
+// Two NICs on one TAP queue would split its frames between them, and two
+// with one MAC confuse every switch: refuse, naming the option.
+void validate_nets(const std::vector<net::NetOptions>& nets) {
+    std::set<std::string> ids;
+    std::set<std::string> taps;
+    std::set<int> fds;
+    std::set<std::string> macs;
+    for (size_t i = 0; i < nets.size(); ++i) {
+        const auto& nic = nets[i];
+        const std::string id = nic.id.empty() ? "net" + std::to_string(i) : nic.id;
+        if (!ids.insert(id).second) throw Error("--net id=" + id + ": used twice");
+        if (!nic.tap_name.empty() && !taps.insert(nic.tap_name).second) {
+            throw Error("--net tap=" + nic.tap_name + ": the same TAP is given twice");
+        }
+        if (nic.uses_fd() && !fds.insert(nic.tap_fd).second) {
+            throw Error("--net fd=" + std::to_string(nic.tap_fd) + ": the same fd is given twice");
+        }
+        if (nic.mac && !macs.insert(net::format_mac(*nic.mac)).second) {
+            throw Error("--net mac=" + net::format_mac(*nic.mac) + ": two NICs with one MAC address");
+        }
+    }
+}
+
 }  // namespace
 
 void validate_config(const VmConfig& config, uint64_t host_memory) {
@@ -41,6 +64,7 @@ void validate_config(const VmConfig& config, uint64_t host_memory) {
         throw Error("--memory " + std::to_string(config.memory_bytes) + " B: must be a multiple of 4 KiB");
     }
     validate_disks(config.disks);
+    validate_nets(config.nets);
     // Guest RAM is mapped lazily, so the kernel would accept far more than
     // exists; refuse up front instead of letting the guest hit the OOM killer.
     if (host_memory != 0 && config.memory_bytes > host_memory) {

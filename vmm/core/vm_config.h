@@ -7,6 +7,7 @@
 
 #include "common/units.h"
 #include "virtio/block/disk_options.h"
+#include "virtio/net/net_options.h"
 
 namespace keel {
 
@@ -30,6 +31,7 @@ struct VmConfig {
 
     VirtioTransportKind transport = VirtioTransportKind::Pci;
     std::vector<block::DiskOptions> disks;  // vda, vdb, ... in this order
+    std::vector<net::NetOptions> nets;      // eth0, eth1, ... in this order (on PCI)
     bool rng = false;                       // virtio-rng backed by getrandom(2)
 
     bool print_stats = false;
