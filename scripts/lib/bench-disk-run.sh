@@ -27,6 +27,8 @@ self=$(readlink -f -- "${BASH_SOURCE[0]}")
 here=$(dirname -- "$self")
 # shellcheck source=scripts/lib/common.sh
 source "$here/common.sh"
+# shellcheck source=scripts/lib/bench-common.sh
+source "$here/bench-common.sh"
 
 usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$self" >&2; exit 2; }
 
@@ -70,9 +72,7 @@ done
 mkdir -p "$out" "$image_dir"
 
 # The guest script, without its comments, after the two settings it reads.
-guest_script=$(printf 'S=%s E=%s\n' "$seconds" "$ioengine"; grep -v '^[[:space:]]*#' "$here/bench-disk-guest.sh")
-cmdline="console=ttyS0 reboot=k panic=-1 quiet keel.run=$(printf '%s\n' "$guest_script" | base64 -w0)"
-((${#cmdline} < 2048)) || keel_die "the guest command line is ${#cmdline} bytes; the limit is 2047"
+bench_guest_cmdline "S=$seconds E=$ioengine" "$here/bench-disk-guest.sh"
 
 image=$image_dir/keel-bench-disk-$$.img
 trap 'rm -f "$image"' EXIT
@@ -81,40 +81,18 @@ trap 'rm -f "$image"' EXIT
 command_for() { # system
     case $1 in
         keel-pci|keel-mmio)
-            cmd=("$keel" run --kernel "$kernel" --initrd "$initrd" --cpus 1 --memory 512M
-                 --transport "${1#keel-}" --disk "path=$image,io=$io" --cmdline "$cmdline") ;;
+            bench_vmm_command "$1" "$kernel" "$initrd" "$cmdline" --disk "path=$image,io=$io" ;;
         qemu-microvm)
-            # microvm's documented lean setup (docs/system/i386/microvm.rst): no option ROMs,
-            # PIT, PIC or RTC (the guest uses the LAPIC TSC-deadline timer and kvmclock). The ISA
-            # serial port stays: it is the console the guest reports on, as under keel. ACPI on:
-            # the stock kernel's virtio_mmio is a module, which takes no virtio_mmio.device= from
-            # the kernel command line (auto-kernel-cmdline) when insmod'ed, but finds the device
-            # in the DSDT, as it does under keel. force-legacy=false: virtio-mmio version 2
-            # (virtio 1.x), the transport keel implements, instead of QEMU's legacy default.
-            # shellcheck disable=SC2054 # the commas are QEMU's
-            cmd=(qemu-system-x86_64
-                 -M microvm,acpi=on,x-option-roms=off,pit=off,pic=off,rtc=off,isa-serial=on
-                 -enable-kvm -cpu host -smp 1 -m 512M
-                 -nodefaults -no-user-config -nographic -no-reboot -serial stdio
-                 -kernel "$kernel" -initrd "$initrd" -append "$cmdline"
-                 -global virtio-mmio.force-legacy=false
-                 -drive "id=d0,file=$image,format=raw,if=none,cache=writeback,aio=$qemu_aio"
-                 -device virtio-blk-device,drive=d0)
-            [[ -d /usr/share/qemu ]] && cmd+=(-L /usr/share/qemu) ;;
+            # cache=writeback,aio=io_uring|threads: the page cache, like keel's buffered I/O.
+            bench_vmm_command "$1" "$kernel" "$initrd" "$cmdline" \
+                -drive "id=d0,file=$image,format=raw,if=none,cache=writeback,aio=$qemu_aio" \
+                -device virtio-blk-device,drive=d0 ;;
     esac
-}
-
-# An argument as a shell word: bare when it is plain (QEMU's commas included), else %q.
-shell_word() {
-    if [[ $1 =~ ^[A-Za-z0-9_./,=:@+%-]+$ ]]; then printf '%s' "$1"; else printf '%q' "$1"; fi
 }
 
 # What ran, for the record.
 {
-    printf 'date: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    printf 'host: %s, kernel %s, %s CPUs, %s MiB%s\n' "$(hostname)" "$(uname -r)" "$(nproc)" \
-        "$(awk '/MemTotal/ {print int($2 / 1024)}' /proc/meminfo)" \
-        "$([[ ${KEEL_IN_SANDBOX:-} == 1 ]] && echo ', inside scripts/kvm-sandbox (emulated times)')"
+    bench_meta_header
     printf 'image: %s MiB raw, fallocate, in %s (%s)\n' "$image_mib" "$image_dir" "$(stat -f -c %T "$image_dir")"
     printf 'guest: 1 vCPU, 512 MiB, kernel %s, initrd %s\n' "$kernel" "$initrd"
     printf 'fio: %s s per job, ioengine %s asked, iodepth 1, direct=1\n' "$seconds" "$ioengine"
@@ -122,9 +100,7 @@ shell_word() {
     printf 'qemu: %s, aio=%s\n' "$(qemu-system-x86_64 --version | head -n1)" "$qemu_aio"
     for system in $systems; do
         command_for "$system"
-        printf 'command %s:' "$system"
-        for arg in "${cmd[@]}"; do printf ' %s' "$(shell_word "$arg")"; done
-        printf '\n'
+        printf 'command %s: %s\n' "$system" "$(bench_command_line)"
     done
 } >"$out/meta.txt"
 
@@ -139,10 +115,8 @@ for ((round = 1; round <= runs; round++)); do
         fallocate -l "${image_mib}M" "$image"
         command_for "$system"
         log=$out/$system-$round.log
-        start=$EPOCHREALTIME
-        status=0
-        timeout --kill-after=10 "$boot_timeout" "${cmd[@]}" </dev/null >"$log" 2>&1 || status=$?
-        took=$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')
+        bench_boot "$log" "$boot_timeout"
+        status=$boot_status took=$boot_seconds
         # The console may end lines with \r; the guest reports "fio-<job>=<iops>,<KiB/s>".
         results=$(tr -d '\r' <"$log" | sed -n 's/^KEEL-TEST fio-\([a-z-]*\)=\([0-9.]*\),\([0-9.]*\)$/\1\t\2\t\3/p')
         engine=$(tr -d '\r' <"$log" | sed -n 's/^KEEL-TEST fio-engine=//p' | head -n1)
