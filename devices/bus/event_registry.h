@@ -1,6 +1,8 @@
 #pragma once
 
 #include <functional>
+#include <utility>
+#include <vector>
 
 namespace keel {
 
@@ -24,5 +26,26 @@ public:
     virtual void add(int fd, Handler handler) = 0;
     virtual void remove(int fd) = 0;
 };
+
+using EventHandlers = std::vector<std::pair<int, EventRegistry::Handler>>;
+
+// Subscribes every (fd, handler) of a device activation, or none: when one
+// add() throws, the fds already added are removed again and the exception
+// propagates. Returns the fds added, in order (what the device removes at
+// reset). The handlers are moved from.
+[[nodiscard]] inline std::vector<int> add_all_or_none(EventRegistry& events, EventHandlers& handlers) {
+    std::vector<int> added;
+    added.reserve(handlers.size());
+    try {
+        for (auto& [fd, handler] : handlers) {
+            events.add(fd, std::move(handler));
+            added.push_back(fd);
+        }
+    } catch (...) {
+        for (const int fd : added) events.remove(fd);
+        throw;
+    }
+    return added;
+}
 
 }  // namespace keel

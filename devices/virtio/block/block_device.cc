@@ -151,7 +151,7 @@ bool VirtioBlock::activate(const virtio::ActivationContext& context) {
         context.kick_fds.size() != context.queues.size()) {
         return false;
     }
-    std::vector<std::pair<int, EventRegistry::Handler>> handlers;
+    EventHandlers handlers;
     {
         const std::lock_guard lock(m_mutex);
         if (m_active) return false;
@@ -184,13 +184,9 @@ bool VirtioBlock::activate(const virtio::ActivationContext& context) {
     // DRIVER_OK is still pending on its level-triggered fd and runs now.
     std::vector<int> added;
     try {
-        for (auto& [fd, handler] : handlers) {
-            context.events.add(fd, std::move(handler));
-            added.push_back(fd);
-        }
+        added = add_all_or_none(context.events, handlers);
     } catch (const Error& e) {
         spdlog::warn("virtio-blk {}: cannot watch its queues: {}", m_name, e.what());
-        for (const int fd : added) context.events.remove(fd);
         const std::lock_guard lock(m_mutex);
         m_active = false;
         ++m_generation;

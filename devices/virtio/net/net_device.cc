@@ -134,7 +134,7 @@ bool VirtioNet::activate(const ActivationContext& context) {
     const size_t pairs = m_pairs.size();
     if (context.queues.size() != 2 * pairs + 1 || context.kick_fds.size() != context.queues.size()) return false;
     const std::lock_guard watch(m_watch_mutex);
-    std::vector<std::pair<int, EventRegistry::Handler>> handlers;
+    EventHandlers handlers;
     uint64_t generation = 0;
     {
         const std::lock_guard lock(m_mutex);
@@ -193,13 +193,9 @@ bool VirtioNet::activate(const ActivationContext& context) {
     // DRIVER_OK are still pending on their level-triggered fds and run now.
     std::vector<int> added;
     try {
-        for (auto& [fd, handler] : handlers) {
-            context.events.add(fd, std::move(handler));
-            added.push_back(fd);
-        }
+        added = add_all_or_none(context.events, handlers);
     } catch (const Error& e) {
         spdlog::warn("virtio-net {}: cannot watch its queues: {}", m_name, e.what());
-        for (const int fd : added) context.events.remove(fd);
         const std::lock_guard lock(m_mutex);
         if (m_guest_offloads != 0) (void)m_backend->set_offloads(0);
         clear_activation_locked();

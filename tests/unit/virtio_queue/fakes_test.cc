@@ -128,3 +128,21 @@ TEST_CASE("the fake driver places its rings where configure() says", "[virtio_fa
     CHECK(chain.head_index() == head);
     CHECK(driver.buffer_address(head, 0).value >= kRam1Start);
 }
+
+TEST_CASE("add_all_or_none subscribes every handler, or none when one add fails", "[fakes][events]") {
+    keel::test::FakeEventRegistry events;
+    int runs = 0;
+    keel::EventHandlers good;
+    good.emplace_back(10, [&runs] { ++runs; });
+    good.emplace_back(11, [&runs] { ++runs; });
+    CHECK(keel::add_all_or_none(events, good) == std::vector<int>{10, 11});
+    CHECK(events.adds() == 2);
+
+    // fd 11 is taken: 12 was added before the failure and must be removed again.
+    keel::EventHandlers clashing;
+    clashing.emplace_back(12, [] {});
+    clashing.emplace_back(11, [] {});
+    CHECK_THROWS_AS(keel::add_all_or_none(events, clashing), keel::Error);
+    CHECK(events.adds() == 3);
+    CHECK(events.removes() == 1);
+}
