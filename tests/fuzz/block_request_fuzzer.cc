@@ -38,6 +38,7 @@
 #include <string>
 #include <vector>
 
+#include "fuzz_input.h"
 #include "common/fd.h"
 #include "memory/guest_memory.h"
 #include "virtio/block/block_device.h"
@@ -59,30 +60,8 @@ constexpr uint64_t kRam1Size = 0x8000;
 constexpr uint64_t kImageSize = 64 * 1024;  // 128 sectors
 constexpr uint16_t kMaxQueueSize = 128;
 
-void check(bool condition) {
-    if (!condition) std::abort();
-}
-
-class Input {
-public:
-    explicit Input(std::span<const uint8_t> data) : m_data(data) {}
-    [[nodiscard]] bool empty() const { return m_pos >= m_data.size(); }
-    uint8_t u8() { return empty() ? 0 : m_data[m_pos++]; }
-    uint16_t u16() {
-        const uint8_t low = u8();
-        return static_cast<uint16_t>(low | (u8() << 8));
-    }
-    std::span<const uint8_t> bytes(size_t n) {
-        const size_t at = std::min(m_pos, m_data.size());
-        n = std::min(n, m_data.size() - at);
-        m_pos += n;
-        return m_data.subspan(at, n);
-    }
-
-private:
-    std::span<const uint8_t> m_data;
-    size_t m_pos = 0;
-};
+using keel::fuzz::check;
+using Input = keel::fuzz::FuzzInput;
 
 struct Host {
     Host()

@@ -35,6 +35,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "fuzz_input.h"
 #include "../unit/virtio_fakes/fake_event_registry.h"
 #include "memory/guest_memory.h"
 #include "virtio/mmio_registers.h"
@@ -56,9 +57,8 @@ public:
     uint64_t count = 0;
 };
 
-void check(bool condition) {
-    if (!condition) std::abort();
-}
+using keel::fuzz::check;
+using Program = keel::fuzz::FuzzInput;
 
 // Deterministic "entropy": random bytes written into fuzz-controlled memory
 // would make runs irreproducible.
@@ -66,19 +66,6 @@ ssize_t pattern_entropy(std::span<uint8_t> buffer) {
     std::fill(buffer.begin(), buffer.end(), uint8_t{0x5a});
     return static_cast<ssize_t>(buffer.size());
 }
-
-class Program {
-public:
-    explicit Program(std::span<const uint8_t> bytes) : m_bytes(bytes) {}
-    [[nodiscard]] bool done() const { return m_pos >= m_bytes.size(); }
-    uint8_t u8() { return m_pos < m_bytes.size() ? m_bytes[m_pos++] : 0; }
-    uint16_t u16() { return static_cast<uint16_t>(u8() | (u8() << 8)); }
-    uint32_t u32() { return static_cast<uint32_t>(u16() | (uint32_t{u16()} << 16)); }
-
-private:
-    std::span<const uint8_t> m_bytes;
-    size_t m_pos = 0;
-};
 
 struct Rig {
     explicit Rig(GuestMemory& guest) : memory(guest) {}
@@ -195,7 +182,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
     Rig rig(memory);
     Program p(program);
-    while (!p.done()) {
+    while (!p.empty()) {
         rig.step(p);
         // Bounded: a device that keeps its fd readable must not hang the run.
         rig.events.run_ready(4);

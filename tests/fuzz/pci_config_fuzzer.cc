@@ -25,6 +25,7 @@
 #include <string_view>
 #include <vector>
 
+#include "fuzz_input.h"
 #include "bus/bus.h"
 #include "pci/msix.h"
 #include "pci/pci_config_space.h"
@@ -36,9 +37,7 @@ namespace {
 using namespace keel;
 using namespace keel::pci;
 
-void check(bool condition) {
-    if (!condition) std::abort();
-}
+using keel::fuzz::check;
 
 constexpr uint16_t kVectors = 5;
 constexpr uint64_t kWindowStart = 0xc100'0000;

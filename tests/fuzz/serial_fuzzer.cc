@@ -16,6 +16,7 @@
 #include <memory>
 #include <span>
 
+#include "fuzz_input.h"
 #include "legacy/serial.h"
 
 namespace {
@@ -26,9 +27,7 @@ public:
     uint64_t count = 0;
 };
 
-void check(bool condition) {
-    if (!condition) std::abort();
-}
+using keel::fuzz::check;
 
 }  // namespace
 

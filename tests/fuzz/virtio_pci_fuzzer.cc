@@ -40,6 +40,7 @@
 #include <memory>
 #include <span>
 
+#include "fuzz_input.h"
 #include "../unit/virtio_fakes/fake_event_registry.h"
 #include "memory/guest_memory.h"
 #include "pci/msi.h"
@@ -55,9 +56,8 @@ using virtio::VirtioPciLayout;
 constexpr uint64_t kRamSize = 64 * 1024;
 constexpr uint16_t kVectors = 2;  // rng: one queue + config
 
-void check(bool condition) {
-    if (!condition) std::abort();
-}
+using keel::fuzz::check;
+using Program = keel::fuzz::FuzzInput;
 
 ssize_t pattern_entropy(std::span<uint8_t> buffer) {
     for (size_t i = 0; i < buffer.size(); ++i) buffer[i] = static_cast<uint8_t>(i * 31 + 7);
@@ -73,19 +73,6 @@ public:
         ++triggers;
     }
     uint64_t triggers = 0;
-};
-
-class Program {
-public:
-    explicit Program(std::span<const uint8_t> bytes) : m_bytes(bytes) {}
-    [[nodiscard]] bool done() const { return m_pos >= m_bytes.size(); }
-    uint8_t u8() { return m_pos < m_bytes.size() ? m_bytes[m_pos++] : 0; }
-    uint16_t u16() { return static_cast<uint16_t>(u8() | (u8() << 8)); }
-    uint32_t u32() { return static_cast<uint32_t>(u16() | (uint32_t{u16()} << 16)); }
-
-private:
-    std::span<const uint8_t> m_bytes;
-    size_t m_pos = 0;
 };
 
 struct Rig {
@@ -285,7 +272,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
     Rig rig(memory);
     Program p(program);
-    while (!p.done()) {
+    while (!p.empty()) {
         rig.step(p);
         // Bounded: a device that keeps its fd readable must not hang the run.
         rig.events.run_ready(4);

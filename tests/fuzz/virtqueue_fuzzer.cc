@@ -28,6 +28,7 @@
 #include <span>
 #include <vector>
 
+#include "fuzz_input.h"
 #include "memory/guest_memory.h"
 #include "virtio/queue/queue.h"
 #include "virtio_fakes/fake_driver_queue.h"
@@ -46,30 +47,8 @@ constexpr uint64_t kRam1Start = 0x20000;  // hole, then [128 KiB, 132 KiB)
 constexpr uint64_t kRam1Size = 0x1000;
 constexpr uint16_t kMaxQueueSize = 128;
 
-void check(bool condition) {
-    if (!condition) std::abort();
-}
-
-class Input {
-public:
-    explicit Input(std::span<const uint8_t> data) : m_data(data) {}
-    [[nodiscard]] bool empty() const { return m_pos >= m_data.size(); }
-    uint8_t u8() { return empty() ? 0 : m_data[m_pos++]; }
-    uint16_t u16() {
-        const uint8_t low = u8();
-        return static_cast<uint16_t>(low | (u8() << 8));
-    }
-    std::span<const uint8_t> bytes(size_t n) {
-        n = std::min(n, m_data.size() - std::min(m_pos, m_data.size()));
-        const auto out = m_data.subspan(std::min(m_pos, m_data.size()), n);
-        m_pos += n;
-        return out;
-    }
-
-private:
-    std::span<const uint8_t> m_data;
-    size_t m_pos = 0;
-};
+using keel::fuzz::check;
+using Input = keel::fuzz::FuzzInput;
 
 struct Host {
     Host()
