@@ -124,6 +124,7 @@ public:
         return TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN | TUN_F_UFO;
     }
     [[nodiscard]] bool set_offloads(unsigned /*tun_flags*/) override { return true; }
+    [[nodiscard]] bool set_queue_attached(size_t pair, bool /*attached*/) override { return pair > 0 && pair < kPairs; }
 };
 
 struct Rig {

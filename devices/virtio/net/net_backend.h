@@ -23,6 +23,12 @@ public:
     // TUNSETOFFLOAD: which offloaded frames the backend may hand to the
     // guest. False on failure.
     [[nodiscard]] virtual bool set_offloads(unsigned tun_flags) = 0;
+    // Whether the host steers frames to queue `pair` (> 0) at all: a TAP
+    // spreads its traffic over every attached queue, and frames on the queue
+    // of a pair the driver has not enabled would wait there unread. The
+    // device sends the frames of a detached pair through pair 0. False on
+    // failure; the queue then stays as it was.
+    [[nodiscard]] virtual bool set_queue_attached(size_t pair, bool attached) = 0;
 };
 
 }  // namespace keel::virtio

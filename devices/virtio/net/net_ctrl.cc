@@ -3,6 +3,7 @@
 // device-readable part and one ack byte in the device-writable part.
 
 #include <algorithm>
+#include <cerrno>
 #include <array>
 #include <cstring>
 #include <optional>
@@ -28,13 +29,19 @@ std::optional<T> read_exact(Reader& data) {
     return data.read_obj<T>();
 }
 
-// One struct virtio_net_ctrl_mac (le32 entries, then entries * 6 bytes),
-// skipped; nullopt when the payload is shorter than it claims.
-std::optional<uint32_t> skip_mac_table(Reader& data) {
+// One struct virtio_net_ctrl_mac (le32 entries, then entries * 6 bytes)
+// into `table` (the first kMaxTableEntries; the count as sent); false when
+// the payload is shorter than it claims.
+bool read_mac_table(Reader& data, NetRxFilter::Table& table) {
     const auto entries = data.read_obj<uint32_t>();
-    if (!entries || uint64_t{*entries} * kMacSize > data.remaining()) return std::nullopt;
-    if (!data.skip(size_t{*entries} * kMacSize)) return std::nullopt;
-    return entries;
+    if (!entries || uint64_t{*entries} * kMacSize > data.remaining()) return false;
+    const size_t kept = std::min<size_t>(*entries, NetRxFilter::kMaxTableEntries);
+    for (size_t i = 0; i < kept; ++i) {
+        if (!data.read(std::span<uint8_t>(table.entries[i]))) return false;  // not reached: length checked
+    }
+    if (!data.skip((size_t{*entries} - kept) * kMacSize)) return false;
+    table.count = *entries;
+    return true;
 }
 
 }  // namespace
@@ -107,7 +114,7 @@ uint8_t VirtioNet::run_ctrl_command(uint8_t cls, uint8_t cmd, Reader& data) {
     }
 }
 
-// §5.1.6.5.1: one u8, on or off. Recorded only: keel does not filter.
+// §5.1.6.5.1: one u8, on or off; read_frame() applies them (NetRxFilter).
 uint8_t VirtioNet::ctrl_rx(uint8_t cmd, Reader& data) {
     if (!has(VIRTIO_NET_F_CTRL_RX)) return VIRTIO_NET_ERR;
     bool* mode = nullptr;
@@ -145,12 +152,14 @@ uint8_t VirtioNet::ctrl_rx(uint8_t cmd, Reader& data) {
 uint8_t VirtioNet::ctrl_mac(uint8_t cmd, Reader& data) {
     if (cmd == VIRTIO_NET_CTRL_MAC_TABLE_SET) {
         if (!has(VIRTIO_NET_F_CTRL_RX)) return VIRTIO_NET_ERR;
-        const auto unicast = skip_mac_table(data);
-        if (!unicast) return kMalformed;
-        const auto multicast = skip_mac_table(data);
-        if (!multicast || data.remaining() != 0) return kMalformed;
-        m_rx_filter.unicast_entries = *unicast;
-        m_rx_filter.multicast_entries = *multicast;
+        // Both tables or neither: a malformed command leaves the filter as it was.
+        NetRxFilter::Table unicast;
+        NetRxFilter::Table multicast;
+        if (!read_mac_table(data, unicast) || !read_mac_table(data, multicast) || data.remaining() != 0) {
+            return kMalformed;
+        }
+        m_rx_filter.unicast = unicast;
+        m_rx_filter.multicast = multicast;
         return VIRTIO_NET_OK;
     }
     if (cmd == VIRTIO_NET_CTRL_MAC_ADDR_SET) {
@@ -163,13 +172,16 @@ uint8_t VirtioNet::ctrl_mac(uint8_t cmd, Reader& data) {
     return VIRTIO_NET_ERR;
 }
 
-// §5.1.6.5.3: one le16 VLAN id. keel does not filter, so both only succeed.
+// §5.1.6.5.3: one le16 VLAN id; tagged frames pass the filter only for ids
+// the driver added.
 uint8_t VirtioNet::ctrl_vlan(uint8_t cmd, Reader& data) {
     if (!has(VIRTIO_NET_F_CTRL_VLAN)) return VIRTIO_NET_ERR;
     if (cmd != VIRTIO_NET_CTRL_VLAN_ADD && cmd != VIRTIO_NET_CTRL_VLAN_DEL) return VIRTIO_NET_ERR;
     const auto vid = read_exact<uint16_t>(data);
     if (!vid) return kMalformed;
-    return *vid < kVlanIds ? VIRTIO_NET_OK : VIRTIO_NET_ERR;
+    if (*vid >= kVlanIds) return VIRTIO_NET_ERR;
+    m_rx_filter.set_vlan(*vid, cmd == VIRTIO_NET_CTRL_VLAN_ADD);
+    return VIRTIO_NET_OK;
 }
 
 // §5.1.6.5.5: VQ_PAIRS_SET with 1..max_virtqueue_pairs (RSS and hash
@@ -180,8 +192,33 @@ uint8_t VirtioNet::ctrl_mq(uint8_t cmd, Reader& data) {
     if (!request) return kMalformed;
     const uint16_t pairs = request->virtqueue_pairs;
     if (pairs < VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MIN || pairs > m_usable_pairs) return VIRTIO_NET_ERR;
+    if (!attach_backend_queues(pairs)) {
+        // The driver keeps the pairs it had (Linux does on an error).
+        (void)attach_backend_queues(m_active_pairs);
+        return VIRTIO_NET_ERR;
+    }
     set_active_pairs(pairs);
     return VIRTIO_NET_OK;
+}
+
+// Attaches the backend queues of the first `active_pairs` pairs and detaches
+// the rest, so the host never queues frames where the driver cannot receive
+// them. False when a queue could not be attached (a detach that fails is
+// noted and leaves the queue receiving, as before).
+bool VirtioNet::attach_backend_queues(size_t active_pairs) {
+    bool ok = true;
+    for (size_t i = 1; i < m_pairs.size(); ++i) {
+        Pair& pair = m_pairs[i];
+        const bool want = i < active_pairs;
+        if (pair.backend_attached == want) continue;
+        if (m_backend->set_queue_attached(i, want)) {
+            pair.backend_attached = want;
+        } else {
+            note_backend_error(want ? "attaching a queue" : "detaching a queue", errno);
+            if (want) ok = false;
+        }
+    }
+    return ok;
 }
 
 // §5.1.6.5.6: a le64 of GUEST_* bits, each one negotiated; handed to the

@@ -81,6 +81,8 @@ VirtioNet::VirtioNet(NetDeviceConfig config, std::unique_ptr<NetBackend> backend
     }
     m_subscribed.reserve(3 * pairs + 1);
     m_watch_changes.reserve(pairs);
+    // Until the driver enables more pairs only the first receives.
+    (void)attach_backend_queues(1);
     spdlog::debug("virtio-net {}: MAC {}, MTU {}, {} queue pair(s), features {:#x}", m_name, format_mac(m_mac), m_mtu,
                   pairs, m_features);
 }
@@ -149,6 +151,7 @@ bool VirtioNet::activate(const ActivationContext& context) {
         // queue 2; §5.1.6.5.5: only the first pair receives until VQ_PAIRS_SET.
         m_usable_pairs = has(VIRTIO_NET_F_MQ) ? pairs : 1;
         m_active_pairs = 1;
+        m_rx_filter.set_vlan_filtering(has(VIRTIO_NET_F_CTRL_VLAN));
         for (size_t i = 0; i < m_usable_pairs; ++i) {
             Pair& pair = m_pairs[i];
             Queue& rx_queue = context.queues[2 * i];
@@ -274,6 +277,7 @@ void VirtioNet::clear_activation_locked() {
     m_rx_filter = NetRxFilter{};
     m_usable_pairs = 1;
     m_active_pairs = 1;
+    (void)attach_backend_queues(1);
 }
 
 // ---- Handlers ----
@@ -465,6 +469,7 @@ std::vector<DeviceCounter> VirtioNet::counters() const {
         {"rx_packets", get(m_rx_packets)},
         {"rx_bytes", get(m_rx_bytes)},
         {"rx_dropped", get(m_rx_dropped)},
+        {"rx_filtered", get(m_rx_filtered)},
         {"tx_packets", get(m_tx_packets)},
         {"tx_bytes", get(m_tx_bytes)},
         {"tx_dropped", get(m_tx_dropped)},

@@ -16,6 +16,7 @@
 #include "bus/event_registry.h"
 #include "common/fd.h"
 #include "virtio/net/net_backend.h"
+#include "virtio/net/net_rx_filter.h"
 #include "virtio/net/virtio_net_uapi.h"
 #include "virtio/queue/descriptor_chain.h"
 #include "virtio/queue/queue.h"
@@ -27,20 +28,6 @@ struct NetDeviceConfig {
     std::string name = "net0";  // logs and --stats
     std::array<uint8_t, 6> mac{};
     uint16_t mtu = 1500;
-};
-
-// What the driver asked the receive filter to do (VIRTIO_NET_CTRL_RX,
-// VIRTIO_NET_CTRL_MAC_TABLE_SET). keel delivers every frame the backend hands
-// it (a TAP already filters by its own rules); this is only recorded.
-struct NetRxFilter {
-    bool promisc = false;
-    bool allmulti = false;
-    bool alluni = false;
-    bool nomulti = false;
-    bool nouni = false;
-    bool nobcast = false;
-    uint32_t unicast_entries = 0;
-    uint32_t multicast_entries = 0;
 };
 
 // virtio-net (virtio 1.2 §5.1) over a NetBackend (a TAP in keel).
@@ -74,7 +61,9 @@ struct NetRxFilter {
 // Chains that cannot be receive buffers (a readable part, fewer writable
 // bytes than the header) are driver errors: returned with length 0 and
 // counted in "errors". Headers from the backend are checked against the
-// offloads the driver accepts now (sanitize_rx_header).
+// offloads the driver accepts now (sanitize_rx_header). Frames the driver's
+// receive filter refuses (NetRxFilter: destination MAC, VLAN) are read and
+// counted in "rx_filtered", never placed.
 //
 // A queue protocol violation reported by Queue (or a used ring that cannot
 // be written) stops the device until reset and asks for DEVICE_NEEDS_RESET.
@@ -133,7 +122,7 @@ public:
     [[nodiscard]] bool activate(const ActivationContext& context) override;
     void reset() override;
 
-    // "rx_packets", "rx_bytes", "rx_dropped", "tx_packets", "tx_bytes",
+    // "rx_packets", "rx_bytes", "rx_dropped", "rx_filtered", "tx_packets", "tx_bytes",
     // "tx_dropped", "errors" (driver errors: bad chains, malformed control
     // commands, protocol violations; and backend read errors),
     // "ctrl_commands", "used_notifications" (used-buffer notifications sent).
@@ -173,6 +162,9 @@ private:
     };
     struct Pair {
         int backend_fd = -1;
+        // The backend steers frames to this pair's queue (set_queue_attached);
+        // a detached pair transmits through pair 0's fd.
+        bool backend_attached = true;
         RxState rx;
         TxState tx;
     };
@@ -231,6 +223,8 @@ private:
     [[nodiscard]] uint8_t ctrl_mq(uint8_t cmd, Reader& data);
     [[nodiscard]] uint8_t ctrl_guest_offloads(uint8_t cmd, Reader& data);
     void set_active_pairs(size_t pairs);
+    [[nodiscard]] bool attach_backend_queues(size_t active_pairs);
+    [[nodiscard]] int tx_fd(const Pair& pair) const { return pair.backend_attached ? pair.backend_fd : m_pairs[0].backend_fd; }
 
     [[nodiscard]] bool has(unsigned feature) const { return (m_acked & (uint64_t{1} << feature)) != 0; }
     [[nodiscard]] bool add_used(Queue& queue, uint16_t head, uint32_t len, bool& used_added);
@@ -260,7 +254,7 @@ private:
     size_t m_active_pairs = 1;
     size_t m_ctrl_index = SIZE_MAX;  // the control queue's index, when the driver uses one
     unsigned m_guest_offloads = 0;   // TUN_F_* the backend was last given
-    std::array<uint8_t, 6> m_mac{};
+    MacAddress m_mac{};
     NetRxFilter m_rx_filter;
     VirtioNotifier* m_notifier = nullptr;
     EventRegistry* m_events = nullptr;
@@ -274,6 +268,7 @@ private:
     std::atomic<uint64_t> m_rx_packets{0};
     std::atomic<uint64_t> m_rx_bytes{0};
     std::atomic<uint64_t> m_rx_dropped{0};
+    std::atomic<uint64_t> m_rx_filtered{0};
     std::atomic<uint64_t> m_tx_packets{0};
     std::atomic<uint64_t> m_tx_bytes{0};
     std::atomic<uint64_t> m_tx_dropped{0};

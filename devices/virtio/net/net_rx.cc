@@ -71,8 +71,11 @@ void VirtioNet::process_rx(size_t index) {
         --budget;
     }
     // Budget spent: the backend fd stays subscribed and, still readable,
-    // brings us back on the next wakeup.
+    // brings us back on the next wakeup. A frame already read (waiting for
+    // more chains after skipped ones) cannot count on that: the fd may have
+    // nothing more to say, and kicks are off. Come back through a kick.
     mark_watch(rx, true);
+    if (rx.frame_len != 0) self_kick(rx.kick_fd);
 }
 
 // Pops one chain into the held list. Chains that cannot be receive buffers
@@ -154,6 +157,10 @@ VirtioNet::ReadResult VirtioNet::read_frame(Pair& pair) {
         return ReadResult::Dropped;
     }
     std::memcpy(rx.frame.get(), &header, sizeof header);
+    if (!m_rx_filter.accepts(std::span<const uint8_t>(rx.frame.get() + kHeaderSize, size - kHeaderSize), m_mac)) {
+        m_rx_filtered.fetch_add(1, std::memory_order_relaxed);
+        return ReadResult::Dropped;
+    }
     rx.frame_len = size;
     return ReadResult::Frame;
 }

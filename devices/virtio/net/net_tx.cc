@@ -53,7 +53,7 @@ void VirtioNet::process_tx(size_t index, bool from_timer) {
 bool VirtioNet::retry_pending(Pair& pair, bool from_timer) {
     TxState& tx = pair.tx;
     if (from_timer) ++tx.retries;
-    switch (send_frame(pair.backend_fd, tx.chain)) {
+    switch (send_frame(tx_fd(pair), tx.chain)) {
         case SendResult::Again:
             if (!from_timer) return false;  // the armed timer comes back
             if (tx.retries < kTxRetries && arm_tx_timer(tx)) return false;
@@ -87,7 +87,7 @@ bool VirtioNet::serve_tx_chain(Pair& pair) {
                                                       : "transmit frame above 64 KiB");
         return add_used(*tx.queue, chain.head_index(), 0, tx.used_added);
     }
-    switch (send_frame(pair.backend_fd, chain)) {
+    switch (send_frame(tx_fd(pair), chain)) {
         case SendResult::Sent:
             m_tx_packets.fetch_add(1, std::memory_order_relaxed);
             m_tx_bytes.fetch_add(readable - kHeaderSize, std::memory_order_relaxed);

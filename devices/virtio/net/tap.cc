@@ -64,7 +64,18 @@ int attach(const std::string& name, short flags, UniqueFd& out) {
 
 }  // namespace
 
-Tap::Tap(std::string name, std::vector<UniqueFd> fds) : m_name(std::move(name)), m_fds(std::move(fds)) {}
+Tap::Tap(std::string name, std::vector<UniqueFd> fds)
+    : m_name(std::move(name)), m_fds(std::move(fds)), m_attached(m_fds.size(), true) {}
+
+bool Tap::set_queue_attached(size_t pair, bool attached) {
+    if (pair >= m_fds.size() || (pair == 0 && !attached)) return false;
+    if (m_attached[pair] == attached) return true;
+    ifreq request{};
+    request.ifr_flags = static_cast<short>(attached ? IFF_ATTACH_QUEUE : IFF_DETACH_QUEUE);
+    if (ioctl(m_fds[pair].get(), TUNSETQUEUE, &request) != 0) return false;
+    m_attached[pair] = attached;
+    return true;
+}
 
 std::unique_ptr<Tap> Tap::open(const std::string& name, size_t queue_pairs) {
     constexpr short kBase = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;

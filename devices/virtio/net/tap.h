@@ -33,6 +33,10 @@ public:
     [[nodiscard]] int queue_fd(size_t pair) const override { return m_fds.at(pair).get(); }
     [[nodiscard]] unsigned supported_offloads() const override { return m_supported_offloads; }
     [[nodiscard]] bool set_offloads(unsigned tun_flags) override;
+    // TUNSETQUEUE with IFF_ATTACH_QUEUE / IFF_DETACH_QUEUE (multi-queue
+    // TAPs; queue 0 always stays attached). Detaching drops the frames the
+    // queue held.
+    [[nodiscard]] bool set_queue_attached(size_t pair, bool attached) override;
 
 private:
     Tap(std::string name, std::vector<UniqueFd> fds);
@@ -40,6 +44,7 @@ private:
 
     std::string m_name;
     std::vector<UniqueFd> m_fds;
+    std::vector<bool> m_attached;  // per fd; TUNSETQUEUE refuses a no-op change
     unsigned m_mtu = 1500;
     unsigned m_supported_offloads = 0;
 };

@@ -80,10 +80,10 @@ TEST_CASE("Reset drops a frame waiting for buffers and forgets the driver's sett
     rig.tap_send(packet(5000, 1));
     rig.run();
     CHECK_FALSE(rig.events.contains(rig.backend_fd()));  // waiting for buffers
-    CHECK(rig.ctrl(VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_PROMISC, {1}).ack == VIRTIO_NET_OK);
+    CHECK(rig.ctrl(VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_PROMISC, {0}).ack == VIRTIO_NET_OK);
     rig.reset();
     CHECK(rig.counter("rx_dropped") == 1);
-    CHECK_FALSE(rig.device().rx_filter().promisc);
+    CHECK(rig.device().rx_filter().promisc);  // the default again
     CHECK(rig.backend->offload_calls == std::vector<unsigned>{0});  // nothing to clear
 }
 
@@ -156,9 +156,12 @@ TEST_CASE("With MQ only the first pair receives until VQ_PAIRS_SET; transmit que
     rig.run();
     CHECK(rig.driver(NetRig::rxq(1)).used_entries().empty());
 
+    // Queues of inactive pairs are detached from the TAP: it steers nothing
+    // there, and their frames leave through pair 0.
+    CHECK(rig.backend->attached == std::vector<bool>{true, false, false});
     rig.send_tx({packet(70, 3)}, 2);
     rig.run();
-    CHECK(rig.tap_recv(2) == packet(70, 3));
+    CHECK(rig.tap_recv(0) == packet(70, 3));
 
     CHECK(rig.ctrl(VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, bytes_of(uint16_t{0})).ack == VIRTIO_NET_ERR);
     CHECK(rig.ctrl(VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, bytes_of(uint16_t{4})).ack == VIRTIO_NET_ERR);
@@ -166,8 +169,17 @@ TEST_CASE("With MQ only the first pair receives until VQ_PAIRS_SET; transmit que
     CHECK(rig.ctrl(VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, {2}).ack == VIRTIO_NET_ERR);  // short
     CHECK(rig.device().active_queue_pairs() == 1);
 
+    rig.backend->fail_attach = true;  // e.g. no CAP_NET_ADMIN for TUNSETQUEUE
+    CHECK(rig.ctrl(VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, bytes_of(uint16_t{2})).ack == VIRTIO_NET_ERR);
+    CHECK(rig.device().active_queue_pairs() == 1);
+    rig.backend->fail_attach = false;
+
     CHECK(rig.ctrl(VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, bytes_of(uint16_t{2})).ack == VIRTIO_NET_OK);
     CHECK(rig.device().active_queue_pairs() == 2);
+    CHECK(rig.backend->attached == std::vector<bool>{true, true, false});
+    rig.send_tx({packet(71, 5)}, 1);
+    rig.run();
+    CHECK(rig.tap_recv(1) == packet(71, 5));
     rig.run();
     const auto used = rig.driver(NetRig::rxq(1)).used_entries();
     REQUIRE(used.size() == 1);
@@ -176,7 +188,9 @@ TEST_CASE("With MQ only the first pair receives until VQ_PAIRS_SET; transmit que
 
     CHECK(rig.ctrl(VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, bytes_of(uint16_t{3})).ack == VIRTIO_NET_OK);
     CHECK(rig.events.contains(rig.backend_fd(2)));
+    CHECK(rig.backend->attached == std::vector<bool>{true, true, true});
     CHECK(rig.ctrl(VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, bytes_of(uint16_t{1})).ack == VIRTIO_NET_OK);
+    CHECK(rig.backend->attached == std::vector<bool>{true, false, false});
     CHECK_FALSE(rig.events.contains(rig.backend_fd(1)));
     CHECK_FALSE(rig.events.contains(rig.backend_fd(2)));
     rig.post_rx({{2000}}, 1);
@@ -236,7 +250,7 @@ TEST_CASE("virtio-net end to end behind the virtio-mmio transport", "[net][mmio]
     REQUIRE(::send(state->peer_fds[0].get(), packet(300, 1).data(), kHdr + 300, 0) == static_cast<ssize_t>(kHdr + 300));
     tx.submit(std::vector<std::vector<uint8_t>>{packet(200, 2)}, {});
     h.notify(1);
-    ctrl.submit(std::vector<std::vector<uint8_t>>{{VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_PROMISC, 1}}, {1});
+    ctrl.submit(std::vector<std::vector<uint8_t>>{{VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_PROMISC, 0}}, {1});
     h.notify(2);
     h.events.run_ready();
 
@@ -247,7 +261,7 @@ TEST_CASE("virtio-net end to end behind the virtio-mmio transport", "[net][mmio]
     CHECK(::recv(state->peer_fds[0].get(), sent.data(), sent.size(), MSG_DONTWAIT) == static_cast<ssize_t>(kHdr + 200));
     CHECK(tx.used_entries().size() == 1);
     CHECK(ctrl.used_entries().size() == 1);
-    CHECK(device->rx_filter().promisc);
+    CHECK_FALSE(device->rx_filter().promisc);
     CHECK(h.irq->count >= 1);
     CHECK((h.status() & kStatusNeedsReset) == 0);
 

@@ -53,6 +53,8 @@ struct BackendState {
     unsigned supported = kAllOffloads;
     bool fail_set_offloads = false;
     std::vector<unsigned> offload_calls;
+    std::vector<bool> attached;  // per pair, as set_queue_attached() left it
+    bool fail_attach = false;
 };
 
 class SocketpairBackend final : public virtio::NetBackend {
@@ -64,6 +66,11 @@ public:
     [[nodiscard]] bool set_offloads(unsigned tun_flags) override {
         m_state->offload_calls.push_back(tun_flags);
         return !m_state->fail_set_offloads;
+    }
+    [[nodiscard]] bool set_queue_attached(size_t pair, bool attached) override {
+        if (pair == 0 || pair >= m_state->attached.size() || (attached && m_state->fail_attach)) return false;
+        m_state->attached[pair] = attached;
+        return true;
     }
 
 private:
@@ -81,6 +88,7 @@ inline std::shared_ptr<BackendState> make_backend_state(size_t pairs, unsigned s
         state->device_fds.emplace_back(fds[0]);
         state->peer_fds.emplace_back(fds[1]);
     }
+    state->attached.assign(pairs, true);
     return state;
 }
 

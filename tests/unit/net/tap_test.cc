@@ -70,6 +70,34 @@ TEST_CASE("a TAP keel creates gets one fd per queue pair and reports its offload
     CHECK(tap->set_offloads(0));
 }
 
+TEST_CASE("queues of a multi-queue TAP detach and attach again; queue 0 stays", "[net][tap]") {
+    if (!may_create_taps()) {
+        WARN("cannot create TAP devices here (no /dev/net/tun or no CAP_NET_ADMIN): skipped");
+        return;
+    }
+    auto tap = net::Tap::open(unique_name("q"), 3);
+    REQUIRE(tap->queue_pairs() == 3);
+    // The kernel refuses to detach a detached queue and to attach an
+    // attached one (EINVAL): probe with the opposite request, then undo it.
+    const auto attached = [&](size_t pair) {
+        ifreq request{};
+        request.ifr_flags = IFF_DETACH_QUEUE;
+        if (ioctl(tap->queue_fd(pair), TUNSETQUEUE, &request) != 0) return false;
+        request.ifr_flags = IFF_ATTACH_QUEUE;
+        REQUIRE(ioctl(tap->queue_fd(pair), TUNSETQUEUE, &request) == 0);
+        return true;
+    };
+    CHECK(tap->set_queue_attached(2, false));
+    CHECK_FALSE(attached(2));
+    CHECK(attached(1));
+    CHECK(tap->set_queue_attached(2, false));  // already detached: nothing to do
+    CHECK(tap->set_queue_attached(2, true));
+    CHECK(attached(2));
+    CHECK_FALSE(tap->set_queue_attached(0, false));
+    CHECK(attached(0));
+    CHECK_FALSE(tap->set_queue_attached(3, true));
+}
+
 TEST_CASE("one queue pair needs no multi-queue TAP", "[net][tap]") {
     if (!may_create_taps()) {
         WARN("cannot create TAP devices here: skipped");
