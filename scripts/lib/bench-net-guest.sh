@@ -11,10 +11,15 @@
 #   KEEL-TEST net-rr=<median µs>,<p99 µs>,<round trips/s>
 #                                         sockperf ping-pong over TCP for S s: full round trips
 #                                         (--full-rtt), the clock_gettime clock (--no-rdtsc)
+#   KEEL-TEST net-irq-<test>=<I>,<R>,<T>  before the first test (<test> "start") and after
+#                                         each: the guest's virtio interrupts (/proc/interrupts,
+#                                         1 vCPU) and eth0's received and sent packets so far
 #   KEEL-TEST net-error=<what>            when something is missing or a tool fails
 t() { echo "KEEL-TEST net-$1=$2"; }
+c() { t irq-$1 $(awk '/virtio/{i+=$2}END{printf i}' /proc/interrupts),$(cat /sys/class/net/eth0/statistics/rx_packets),$(cat /sys/class/net/eth0/statistics/tx_packets); }
 # Reachable (and the ARP entries made on both ends) before anything is timed.
 ping -c 3 -W 10 "$H" >/dev/null || { t error no-ping; exit 1; }
+c start
 for d in guest_to_host host_to_guest; do
   R=; [ $d = host_to_guest ] && R=-R
   iperf3 -c "$H" -t "$S" -J $R >/tmp/j 2>&1
@@ -22,6 +27,7 @@ for d in guest_to_host host_to_guest; do
   v=$(awk '/"sum_received"/ { f = 1 } f && /"bits_per_second"/ { sub(/.*:[[:space:]]*/, ""); sub(/[,}].*/, ""); print; exit }' /tmp/j)
   [ -n "$v" ] || { t error "iperf3 $d: $(grep -m1 error /tmp/j | head -c 150)"; exit 1; }
   t $d "$v"
+  c $d
 done
 sockperf ping-pong --tcp -i "$H" -p "$P" -t "$S" --mps=max --full-rtt --no-rdtsc >/tmp/r 2>&1
 p() { sed -n "s/.*percentile $1 = *//p" /tmp/r; }
@@ -30,3 +36,4 @@ n=$(sed -n 's/.*Valid Duration.*RunTime=\([0-9.]*\).*ReceivedMessages=\([0-9]*\)
   awk '$2 > 0 { printf "%.0f", $1 / $2 }')
 if [ -z "$(p 50.000)" ] || [ -z "$n" ]; then t error "sockperf: $(grep -m1 -i error /tmp/r | head -c 150)"; exit 1; fi
 t rr "$(p 50.000),$(p 99.000),$n"
+c rr

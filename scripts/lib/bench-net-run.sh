@@ -185,11 +185,18 @@ for ((round = 1; round <= runs; round++)); do
                 /^KEEL-TEST net-guest_to_host=[0-9.e+]+$/ { printf "guest_to_host_gbit_s\t%.6f\n", $2 / 1e9 }
                 /^KEEL-TEST net-host_to_guest=[0-9.e+]+$/ { printf "host_to_guest_gbit_s\t%.6f\n", $2 / 1e9 }
                 /^KEEL-TEST net-rr=[0-9.]+,[0-9.]+,[0-9]+$/ {
-                    printf "rr_median_us\t%s\nrr_p99_us\t%s\nround_trips_per_s\t%s\n", $2, $3, $4 }')
+                    printf "rr_median_us\t%s\nrr_p99_us\t%s\nround_trips_per_s\t%s\n", $2, $3, $4 }
+                # Interrupts per 1000 packets (received + sent) of each test, from the
+                # guest counters before and after it.
+                /^KEEL-TEST net-irq-[a-z_]+=[0-9]+,[0-9]+,[0-9]+$/ {
+                    test = $1; sub(/^KEEL-TEST net-irq-/, "", test)
+                    if (test != "start" && have && $3 + $4 > r + x)
+                        printf "%s_irqs_per_kpkt\t%.1f\n", test, 1000 * ($2 - i) / ($3 + $4 - r - x)
+                    i = $2; r = $3; x = $4; have = 1 }')
             while IFS=$'\t' read -r metric value; do
                 [[ -n $metric ]] || continue
                 printf '%s\t%s\t%s\t%s\n' "$system" "$round" "$metric" "$value" >>"$out/results.tsv"
-                count=$((count + 1))
+                [[ $metric == *_irqs_per_kpkt ]] || count=$((count + 1))
             done <<<"$results"
         else
             status=no-servers took=0
