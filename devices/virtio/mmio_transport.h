@@ -66,6 +66,7 @@ public:
 
     // The device's and the transport's counters, plus "bad_accesses".
     [[nodiscard]] std::vector<DeviceCounter> counters() const;
+    [[nodiscard]] std::vector<std::string> queue_states() const { return m_core.queue_states(); }
     [[nodiscard]] const TransportCore& core() const { return m_core; }
     [[nodiscard]] uint32_t interrupt_status() const { return m_interrupt_status.load(std::memory_order_acquire); }
 

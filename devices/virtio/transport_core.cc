@@ -363,6 +363,12 @@ std::vector<DeviceCounter> TransportCore::counters() const {
     return result;
 }
 
+std::vector<std::string> TransportCore::queue_states() const {
+    std::vector<std::string> states;
+    for (size_t i = 0; i < m_queues.size(); ++i) states.push_back("q" + std::to_string(i) + " " + m_queues[i].describe_state());
+    return states;
+}
+
 void TransportCore::log_once(std::atomic<bool>& flag, const char* what) const {
     if (!flag.exchange(true, std::memory_order_relaxed)) spdlog::warn("virtio {}: {}", m_device->name(), what);
 }

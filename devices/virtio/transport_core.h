@@ -5,6 +5,7 @@
 #include <memory>
 #include <mutex>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "bus/event_registry.h"
@@ -147,6 +148,9 @@ public:
     // that reached keel, not ioeventfd ones), "interrupts", "resets",
     // "needs_reset".
     [[nodiscard]] std::vector<DeviceCounter> counters() const;
+    // Queue::describe_state() of every queue, "q0 ...", for the statistics
+    // of a stopped VM (no device handler may run meanwhile).
+    [[nodiscard]] std::vector<std::string> queue_states() const;
 
 private:
     [[nodiscard]] Queue* selected_queue();

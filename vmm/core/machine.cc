@@ -85,10 +85,7 @@ void Machine::collect_stats() {
     for (const auto& r : m_runners) {
         m_stats.exits.merge(r->counters());
         for (const auto& [name, value] : r->kernel_stats()) {
-            if (name.find("exits") != std::string::npos || name == "insn_emulation" || name == "hypercalls" ||
-                name == "halt_wakeup") {
-                m_stats.kvm_counters[name] += value;
-            }
+            m_stats.kvm_counters[name] += value;
         }
     }
     for (const auto& e : m_pio.entries()) m_stats.pio_devices.push_back({e.base, e.length, e.name});

@@ -101,6 +101,7 @@ private:
         MmioPlacement mmio;     // virtio-mmio only
         std::string transport;  // for stats: where it is attached
         std::function<std::vector<virtio::DeviceCounter>()> counters;  // the transport's, device's included
+        std::function<std::vector<std::string>()> queue_states;
     };
     std::vector<VirtioEntry> m_virtio;
     std::string m_cmdline_extra;  // virtio_mmio.device= parameters, when needed

@@ -116,6 +116,7 @@ void Machine::attach_mmio_transports() {
         m_mmio.insert(transport, slot.base.value, slot.size, std::string(entry.device->name()));
         register_ioevents(*m_vm, transport->ioevents());
         entry.counters = [transport] { return transport->counters(); };
+        entry.queue_states = [transport] { return transport->queue_states(); };
         m_mmio_transports.push_back(transport);
     }
 }
@@ -135,6 +136,7 @@ void Machine::attach_pci_transports() {
         std::snprintf(where, sizeof where, "pci 00:%02x.0", slot);
         entry.transport = where;
         entry.counters = [transport] { return transport->counters(); };
+        entry.queue_states = [transport] { return transport->queue_states(); };
         m_pci_transports.push_back(transport);
     }
     m_pci_root->assign_bars(m_mmio, x86::kPciMmioWindowStart.value, x86::kPciMmioWindowSize);
@@ -152,6 +154,7 @@ void Machine::collect_device_stats() {
         stats.type = entry.type;
         stats.transport = entry.transport;
         stats.counters = entry.counters ? entry.counters() : entry.device->counters();
+        if (entry.queue_states) stats.queues = entry.queue_states();
         m_stats.devices.push_back(std::move(stats));
     }
 }

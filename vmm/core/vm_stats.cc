@@ -56,6 +56,9 @@ nlohmann::json VmStats::to_json() const {
     if (!stop_detail.empty()) j["stop_detail"] = stop_detail;
     j["vcpus"] = vcpus;
     j["guest_memory_mib"] = guest_memory_bytes >> 20;
+    // CLOCK_MONOTONIC when keel started: lets a launcher (keel bench boot)
+    // add the cost of starting the process to the phases below.
+    j["process_start_monotonic_ns"] = m_start_ns;
     auto& phases = j["phases_ms"] = nlohmann::json::object();
     for (const auto& [name, at] : m_phases) phases[name] = ms_since_start(at);
     j["guest_marks"] = nlohmann::json::array();
@@ -94,8 +97,11 @@ nlohmann::json VmStats::to_json() const {
     for (const auto& device : devices) {
         nlohmann::json counters = nlohmann::json::object();
         for (const auto& [name, value] : device.counters) counters[name] = value;
-        j["devices"].push_back(
-            {{"name", device.name}, {"type", device.type}, {"transport", device.transport}, {"counters", counters}});
+        j["devices"].push_back({{"name", device.name},
+                                {"type", device.type},
+                                {"transport", device.transport},
+                                {"counters", counters},
+                                {"queues", device.queues}});
     }
     return j;
 }
@@ -124,6 +130,18 @@ std::string VmStats::to_text() const {
         for (const auto& [name, n] : kvm_counters) {
             if (name != "exits" && name.ends_with("_exits") && n != 0) out << "  " << name << ": " << n << "\n";
         }
+        // Most exits have no counter of their own (MSR accesses, nested page
+        // faults, ...); KVM's other event counts hint at what they were.
+        std::string others;
+        for (const char* name : {"irq_injections", "nmi_injections", "req_event", "pf_taken", "pf_fixed",
+                                 "pf_emulate", "insn_emulation", "insn_emulation_fail", "hypercalls",
+                                 "host_state_reload", "fpu_reload", "halt_wakeup", "halt_successful_poll",
+                                 "directed_yield_attempted", "preemption_reported"}) {
+            if (const auto it = kvm_counters.find(name); it != kvm_counters.end() && it->second != 0) {
+                others += " " + it->first + "=" + std::to_string(it->second);
+            }
+        }
+        if (!others.empty()) out << "  other KVM counts:" << others << "\n";
     }
     out << "VM exits to keel: " << exits.total() << "\n";
     for (uint32_t r = 0; r < ExitCounters::kReasons; ++r) {
@@ -154,6 +172,7 @@ std::string VmStats::to_text() const {
         out << "  " << device.name << " (" << device.type << ", " << device.transport << "):";
         for (const auto& [name, value] : device.counters) out << " " << name << "=" << value;
         out << "\n";
+        for (const auto& queue : device.queues) out << "    " << queue << "\n";
     }
     return out.str();
 }

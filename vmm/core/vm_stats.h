@@ -32,6 +32,7 @@ struct DeviceStats {
     std::string type;       // "block", "entropy"
     std::string transport;  // "pci 00:01.0", "mmio 0xd0001000"
     std::vector<std::pair<std::string, uint64_t>> counters;
+    std::vector<std::string> queues;  // Queue::describe_state() per queue, "q0 avail ..."
 };
 
 // What one VM run cost, gathered while it runs and reported when it ends.

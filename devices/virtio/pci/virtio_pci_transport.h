@@ -95,6 +95,7 @@ public:
     // The device's and the core's counters, plus "bad_accesses" and
     // "interrupts_dropped" (a notification while MSI-X was disabled).
     [[nodiscard]] std::vector<DeviceCounter> counters() const;
+    [[nodiscard]] std::vector<std::string> queue_states() const { return m_core.queue_states(); }
 
     [[nodiscard]] const TransportCore& core() const { return m_core; }
     [[nodiscard]] const VirtioPciLayout& layout() const { return m_layout; }

@@ -8,6 +8,8 @@
 #include <atomic>
 #include <bit>
 #include <cstddef>
+#include <optional>
+#include <string>
 
 namespace keel::virtio {
 
@@ -319,6 +321,31 @@ bool Queue::enable_notification() {
     std::atomic_thread_fence(std::memory_order_seq_cst);
     if (!refresh_avail_idx()) return false;
     return m_avail_idx != m_next_avail;
+}
+
+std::string Queue::describe_state() const {
+    if (m_memory == nullptr) return "inactive";
+    const auto avail_flags = m_memory->read_obj<uint16_t>(m_avail_ring);
+    const auto avail_idx = m_memory->read_obj<uint16_t>(m_avail_ring.unchecked_add(2));
+    const auto used_idx = m_memory->read_obj<uint16_t>(m_used_ring.unchecked_add(2));
+    const auto used_event = m_memory->read_obj<uint16_t>(m_avail_ring.unchecked_add(kRingHeader + 2 * uint64_t{m_size}));
+    const auto value = [](const std::optional<uint16_t>& v) { return v ? std::to_string(*v) : std::string("?"); };
+    // Driver's avail.idx / the device's next slot; the device's used index
+    // (and what the ring holds); the driver's interrupt threshold; the
+    // device's kick threshold.
+    std::string out = "avail " + value(avail_idx) + "/" + std::to_string(m_next_avail) + " used " +
+                      std::to_string(m_next_used);
+    if (!used_idx || *used_idx != m_next_used) out += " (ring " + value(used_idx) + ")";
+    if (m_event_idx) {
+        out += " used_event " + value(used_event) + " avail_event " +
+               (m_avail_event_valid ? std::to_string(m_avail_event) : std::string("unset"));
+    } else {
+        out += " avail_flags " + value(avail_flags);
+    }
+    out += " signalled " + (m_signalled_used_valid ? std::to_string(m_signalled_used) : std::string("never"));
+    if (m_notifications_disabled) out += " kicks-off";
+    if (m_error != QueueError::None) out += std::string(" broken: ") + describe(m_error);
+    return out;
 }
 
 }  // namespace keel::virtio

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <string>
 
 #include "memory/gpa.h"
 #include "memory/guest_memory.h"
@@ -66,6 +67,12 @@ public:
     [[nodiscard]] bool enable_notification();
 
     [[nodiscard]] QueueError last_error() const { return m_error; }
+
+    // Both sides' ring indices and notification fields, as one line
+    // ("avail 12/12 used 12 used_event 11 ..."), for the statistics of a VM
+    // that stopped: what a stalled queue was waiting for. Reads guest memory;
+    // only when no device handler runs. "inactive" before activate().
+    [[nodiscard]] std::string describe_state() const;
 
 private:
     [[nodiscard]] QueueError read_chain(uint16_t head, DescriptorChain& chain) const;
