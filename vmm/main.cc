@@ -54,6 +54,10 @@ int main(int argc, char** argv) {
         return cli.exit_code;
     }
     try {
+        if (cli.command == keel::CliCommand::BenchBoot) {
+            keel::bench::run_boot_bench(cli.bench_boot);
+            return 0;
+        }
         return run(cli);
     } catch (const keel::Error& e) {
         std::fprintf(stderr, "error: %s\n", e.what());

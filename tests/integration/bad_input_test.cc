@@ -231,3 +231,11 @@ TEST_CASE("a --net fd that is no TAP is a one-line error", "[cli]") {
     require_one_line_error(run_keel({"run", "--kernel", "/nonexistent/bzImage", "--net", "fd=999"}),
                            "not an open file descriptor");
 }
+
+TEST_CASE("keel bench boot names the run that failed and why, in one line", "[cli]") {
+    const auto r = run_keel({"bench", "boot", "--runs", "2", "--kernel", "/nonexistent/bzImage"});
+    require_one_line_error(r, "run 1 of 2 failed, exit status 1: cannot open kernel image '/nonexistent/bzImage'");
+    CHECK(r.err.find("(log: ") != std::string::npos);
+    require_one_line_error(run_keel({"bench", "boot", "--runs", "0", "--kernel", "k"}), "--runs takes a number");
+    require_one_line_error(run_keel({"bench", "warp"}), "unknown benchmark 'warp'");
+}

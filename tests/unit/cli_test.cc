@@ -78,3 +78,51 @@ TEST_CASE("a bad --net value is an error with exit status 2", "[cli]") {
     CHECK(out.exit_code == 2);
     CHECK(out.message.find("mac=") != std::string::npos);
 }
+
+TEST_CASE("bench boot takes its own options and hands the rest to each run", "[cli][bench]") {
+    const auto out = parse_command_line({"bench", "boot", "--runs", "3", "--kernel", "bz", "--json=r.json", "--cpus",
+                                         "2", "--svg", "r.svg", "--memory", "128M", "--timeout", "60", "--transport",
+                                         "mmio"});
+    REQUIRE(out.command == CliCommand::BenchBoot);
+    const auto& bench = out.bench_boot;
+    CHECK(bench.runs == 3);
+    CHECK(bench.json_path == "r.json");
+    CHECK(bench.svg_path == "r.svg");
+    CHECK(bench.timeout_seconds == 60);
+    CHECK(bench.run_args ==
+          std::vector<std::string>{"--kernel", "bz", "--cpus", "2", "--memory", "128M", "--transport", "mmio"});
+    CHECK(bench.setup.kernel == "bz");
+    CHECK(bench.setup.vcpus == 2);
+    CHECK(bench.setup.memory_mib == 128);
+    CHECK(bench.setup.transport == "mmio");
+
+    const auto defaults = parse_command_line({"bench", "boot", "--kernel", "bz"});
+    REQUIRE(defaults.command == CliCommand::BenchBoot);
+    CHECK(defaults.bench_boot.runs == 10);
+    CHECK(defaults.bench_boot.timeout_seconds == 300);
+}
+
+TEST_CASE("bad bench command lines are one-line errors with exit status 2", "[cli][bench]") {
+    for (const auto& args : std::vector<std::vector<std::string>>{
+             {"bench", "fly"},
+             {"bench", "boot"},  // no --kernel: the run options' own error
+             {"bench", "boot", "--kernel", "bz", "--runs", "0"},
+             {"bench", "boot", "--kernel", "bz", "--runs", "many"},
+             {"bench", "boot", "--kernel", "bz", "--runs"},
+             {"bench", "boot", "--kernel", "bz", "--timeout", "-1"},
+             {"bench", "boot", "--kernel", "bz", "--json="},
+             {"bench", "boot", "--kernel", "bz", "--stats-json", "x"},
+             {"bench", "boot", "--kernel", "bz", "--cpus", "lots"}}) {
+        const auto out = parse_command_line(args);
+        INFO(out.message);
+        CHECK(out.command == CliCommand::Exit);
+        CHECK(out.exit_code == 2);
+        CHECK(out.message_is_error);
+        CHECK(out.message.rfind("error: ", 0) == 0);
+        CHECK(out.message.find('\n') == std::string::npos);
+    }
+    const auto help = parse_command_line({"bench", "boot", "--help"});
+    CHECK(help.exit_code == 0);
+    CHECK(help.message.find("--runs N") != std::string::npos);
+    CHECK(parse_command_line({"--help"}).message.find("bench") != std::string::npos);
+}

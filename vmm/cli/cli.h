@@ -3,18 +3,20 @@
 #include <string>
 #include <vector>
 
+#include "bench/boot_bench.h"
 #include "core/vm_config.h"
 
 namespace keel {
 
-enum class CliCommand { Exit, Run };
+enum class CliCommand { Exit, Run, BenchBoot };
 
 struct CliOutcome {
     CliCommand command = CliCommand::Exit;
     int exit_code = 0;     // for CliCommand::Exit
     std::string message;   // printed by the caller: help, version or a one-line error
     bool message_is_error = false;
-    VmConfig config;       // for CliCommand::Run
+    VmConfig config;       // for CliCommand::Run (and the run options of BenchBoot)
+    bench::BootBenchOptions bench_boot;  // for CliCommand::BenchBoot
     std::string log_level = "warn";
 };
 
