@@ -204,7 +204,18 @@ void VirtioMmioTransport::write_config(uint64_t offset, std::span<const uint8_t>
 
 void VirtioMmioTransport::raise(uint32_t bits) {
     // Set the cause before the edge, so the driver's handler sees it (§4.2.3.4).
-    m_interrupt_status.fetch_or(bits, std::memory_order_acq_rel);
+    const uint32_t before = m_interrupt_status.fetch_or(bits, std::memory_order_acq_rel);
+    // The line behaves as level-triggered (high while InterruptStatus is not
+    // 0), sent as edges: only a bit that was clear makes one. While it is
+    // still set the driver has not acknowledged it, and its handler reads
+    // InterruptStatus, acknowledges, and only then looks at the rings, so it
+    // sees everything published before this call. Another edge would only
+    // run the handler once more (two exits to keel) for nothing: Linux's
+    // handler is the same for every queue of the device.
+    if ((before & bits) == bits) {
+        m_merged_interrupts.fetch_add(1, std::memory_order_relaxed);
+        return;
+    }
     m_core.count_interrupt();
     if (m_irq) m_irq->trigger();
 }
@@ -242,6 +253,7 @@ std::string VirtioMmioTransport::kernel_cmdline_parameter() const {
 std::vector<DeviceCounter> VirtioMmioTransport::counters() const {
     std::vector<DeviceCounter> result = m_core.counters();
     result.emplace_back("bad_accesses", m_bad_accesses.load(std::memory_order_relaxed));
+    result.emplace_back("interrupts_merged", m_merged_interrupts.load(std::memory_order_relaxed));
     return result;
 }
 

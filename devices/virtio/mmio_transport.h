@@ -40,9 +40,11 @@ struct MmioSlot {
 // 64-bit ones as two 32-bit halves (§4.2.2.2). Anything else reads 0, is
 // ignored when written, counted ("bad_accesses") and logged once.
 //
-// Interrupts: one InterruptLine, triggered on every used-buffer or
-// configuration-change notification; InterruptStatus bit 0 / bit 1
-// (VIRTIO_MMIO_INT_VRING / _CONFIG) say which, until the driver acks them.
+// Interrupts: one InterruptLine (an edge), triggered by a used-buffer or
+// configuration-change notification whose InterruptStatus bit (0 / 1,
+// VIRTIO_MMIO_INT_VRING / _CONFIG) was clear; the bits stay set until the
+// driver acks them, and a notification that finds its bit still set is
+// counted in "interrupts_merged" instead (see raise()).
 class VirtioMmioTransport final : public BusDevice, public VirtioNotifier {
 public:
     // Throws keel::Error (see TransportCore) for an unusable device.
@@ -64,7 +66,8 @@ public:
     [[nodiscard]] std::string kernel_cmdline_parameter() const;
     [[nodiscard]] MmioSlot slot() const { return m_slot; }
 
-    // The device's and the transport's counters, plus "bad_accesses".
+    // The device's and the transport's counters, plus "bad_accesses" and
+    // "interrupts_merged".
     [[nodiscard]] std::vector<DeviceCounter> counters() const;
     [[nodiscard]] std::vector<std::string> queue_states() const { return m_core.queue_states(); }
     [[nodiscard]] const TransportCore& core() const { return m_core; }
@@ -83,6 +86,7 @@ private:
     TransportCore m_core;
     std::atomic<uint32_t> m_interrupt_status{0};
     mutable std::atomic<uint64_t> m_bad_accesses{0};
+    std::atomic<uint64_t> m_merged_interrupts{0};
 };
 
 }  // namespace keel::virtio

@@ -136,6 +136,7 @@ TEST_CASE("With EVENT_IDX virtio-rng interrupts only when used_event is passed",
     rig.driver.submit({}, 8);
     rig.kick_and_run();
     CHECK(rig.h.irq->count == 1);
+    rig.h.write32(VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_MMIO_INT_VRING);  // as the driver's handler does
     // "Interrupt me once the fourth used entry is written" (used_event = 3).
     rig.driver.set_used_event(3);
     rig.driver.submit({}, 8);
