@@ -84,6 +84,7 @@ void Machine::collect_stats() {
     m_stats.stop_detail = m_stop.detail();
     for (const auto& r : m_runners) {
         m_stats.exits.merge(r->counters());
+        m_stats.vcpus_at_stop.push_back(r->state_at_stop());
         for (const auto& [name, value] : r->kernel_stats()) {
             m_stats.kvm_counters[name] += value;
         }

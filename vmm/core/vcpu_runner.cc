@@ -3,9 +3,11 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
+#include <cstdio>
 #include <cstring>
 #include <span>
 
+#include "common/error.h"
 #include "core/boot_clock.h"
 #include "core/memory_overhead.h"
 #include "kvm/kvm_stats.h"
@@ -33,6 +35,18 @@ VcpuRunner::VcpuRunner(Vcpu vcpu, const Bus& pio, const Bus& mmio, StopSink& sto
 void VcpuRunner::run() {
     run_until_stopped();
     m_kernel_stats = read_kvm_stats(m_vcpu.fd());
+    try {
+        const kvm_regs regs = m_vcpu.get_regs();
+        const kvm_sregs sregs = m_vcpu.get_sregs();
+        constexpr uint64_t kInterruptFlag = 1U << 9;
+        char text[160];
+        std::snprintf(text, sizeof text, "rip %#llx rflags %#llx (interrupts %s) %s", static_cast<unsigned long long>(regs.rip),
+                      static_cast<unsigned long long>(regs.rflags), (regs.rflags & kInterruptFlag) != 0 ? "on" : "off",
+                      (sregs.cs.selector & 3) == 0 ? "kernel" : "user");
+        m_state_at_stop = text;
+    } catch (const Error&) {
+        m_state_at_stop.clear();
+    }
 }
 
 void VcpuRunner::run_until_stopped() {

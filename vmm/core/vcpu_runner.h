@@ -38,6 +38,10 @@ public:
     // KVM's own counters for this vCPU (all exits, including those handled in
     // the kernel), read when run() returns.
     [[nodiscard]] const std::map<std::string, uint64_t>& kernel_stats() const { return m_kernel_stats; }
+    // Where the guest was when this vCPU stopped ("rip 0x... rflags 0x...
+    // (interrupts off) kernel"), read when run() returns: what a hung guest
+    // was doing. Empty when the registers could not be read.
+    [[nodiscard]] const std::string& state_at_stop() const { return m_state_at_stop; }
     [[nodiscard]] uint32_t index() const { return m_vcpu.index(); }
 
 private:
@@ -59,6 +63,7 @@ private:
     std::atomic<uint64_t>& m_first_run_ns;
     ExitCounters m_counters;
     std::map<std::string, uint64_t> m_kernel_stats;
+    std::string m_state_at_stop;
 };
 
 // Installs the (empty) handler of the signal used to kick vCPUs out of

@@ -93,6 +93,7 @@ nlohmann::json VmStats::to_json() const {
     mem["kvm"] = kind_json(memory.kvm);
     mem["other"] = kind_json(memory.other);
     mem["guest_ram_touched"] = kind_json(memory.guest_ram);
+    j["vcpus_at_stop"] = vcpus_at_stop;
     j["devices"] = nlohmann::json::array();
     for (const auto& device : devices) {
         nlohmann::json counters = nlohmann::json::object();
@@ -167,6 +168,9 @@ std::string VmStats::to_text() const {
     row("other", memory.other);
     out << "guest RAM touched: " << fixed(static_cast<double>(memory.guest_ram.rss_kib) / 1024.0) << " MiB of "
         << (guest_memory_bytes >> 20) << " MiB\n";
+    for (size_t i = 0; i < vcpus_at_stop.size(); ++i) {
+        if (!vcpus_at_stop[i].empty()) out << "vCPU " << i << " at stop: " << vcpus_at_stop[i] << "\n";
+    }
     if (!devices.empty()) out << "virtio devices:\n";
     for (const auto& device : devices) {
         out << "  " << device.name << " (" << device.type << ", " << device.transport << "):";

@@ -58,6 +58,7 @@ public:
     std::vector<NamedDevice> mmio_devices;
     MemoryBreakdown memory;
     std::vector<DeviceStats> devices;
+    std::vector<std::string> vcpus_at_stop;  // VcpuRunner::state_at_stop(), by vCPU index
 
     [[nodiscard]] nlohmann::json to_json() const;
     [[nodiscard]] std::string to_text() const;
