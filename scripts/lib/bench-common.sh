@@ -93,7 +93,9 @@ bench_initrd() { # name "package..." binary...
 bench_guest_cmdline() { # settings script [extra]
     local guest_script
     guest_script=$(printf '%s\n' "$1"; grep -v '^[[:space:]]*#' "$2")
-    cmdline="console=ttyS0 reboot=k panic=-1 quiet ${3:+$3 }keel.run=$(printf '%s\n' "$guest_script" | base64 -w0)"
+    # nokaslr: a hung guest's instruction pointer (keel's --stats "vCPU 0 at stop") can then be
+    # looked up in the kernel's System.map.
+    cmdline="console=ttyS0 reboot=k panic=-1 quiet nokaslr ${3:+$3 }keel.run=$(printf '%s\n' "$guest_script" | base64 -w0)"
     ((${#cmdline} < 2048)) || keel_die "the guest command line is ${#cmdline} bytes; the limit is 2047"
 }
 

@@ -14,26 +14,30 @@
 #   KEEL-TEST net-irq-<test>=<I>,<R>,<T>  before the first test (<test> "start") and after
 #                                         each: the guest's virtio interrupts (/proc/interrupts,
 #                                         1 vCPU) and eth0's received and sent packets so far
-#   KEEL-TEST net-error=<what>            when something is missing or a tool fails
+#   KEEL-TEST net-error=<what>            when something is missing or a tool fails; a tool
+#                                         that hangs is killed after 2 S + 30 s, and the guest's
+#                                         interrupts, TCP counters and busiest tasks follow
 t() { echo "KEEL-TEST net-$1=$2"; }
+w() { timeout $((S * 2 + 30)) "$@"; }
+d() { t error "$1"; grep -E 'virtio|LOC|CAL' /proc/interrupts; grep Tcp: /proc/net/snmp; head -1 /proc/stat; top -bn1 | head -12; dmesg | tail -15; exit 1; }
 c() { t irq-$1 $(awk '/virtio/{i+=$2}END{printf i}' /proc/interrupts),$(cat /sys/class/net/eth0/statistics/rx_packets),$(cat /sys/class/net/eth0/statistics/tx_packets); }
 # Reachable (and the ARP entries made on both ends) before anything is timed.
 ping -c 3 -W 10 "$H" >/dev/null || { t error no-ping; exit 1; }
 c start
 for d in guest_to_host host_to_guest; do
   R=; [ $d = host_to_guest ] && R=-R
-  iperf3 -c "$H" -t "$S" -J $R >/tmp/j 2>&1
+  w iperf3 -c "$H" -t "$S" -J $R >/tmp/j 2>&1
   # -J pretty-prints: `"bits_per_second":<tab>123.4,` on a line of its own.
   v=$(awk '/"sum_received"/ { f = 1 } f && /"bits_per_second"/ { sub(/.*:[[:space:]]*/, ""); sub(/[,}].*/, ""); print; exit }' /tmp/j)
-  [ -n "$v" ] || { t error "iperf3 $d: $(grep -m1 error /tmp/j | head -c 150)"; exit 1; }
+  [ -n "$v" ] || d "iperf3 $d: $(grep -m1 error /tmp/j | head -c 150)"
   t $d "$v"
   c $d
 done
-sockperf ping-pong --tcp -i "$H" -p "$P" -t "$S" --mps=max --full-rtt --no-rdtsc >/tmp/r 2>&1
+w sockperf ping-pong --tcp -i "$H" -p "$P" -t "$S" --mps=max --full-rtt --no-rdtsc >/tmp/r 2>&1
 p() { sed -n "s/.*percentile $1 = *//p" /tmp/r; }
 # "[Valid Duration] RunTime=9.550 sec; SentMessages=229630; ReceivedMessages=229630"
 n=$(sed -n 's/.*Valid Duration.*RunTime=\([0-9.]*\).*ReceivedMessages=\([0-9]*\).*/\2 \1/p' /tmp/r |
   awk '$2 > 0 { printf "%.0f", $1 / $2 }')
-if [ -z "$(p 50.000)" ] || [ -z "$n" ]; then t error "sockperf: $(grep -m1 -i error /tmp/r | head -c 150)"; exit 1; fi
+if [ -z "$(p 50.000)" ] || [ -z "$n" ]; then d "sockperf: $(grep -m1 -i error /tmp/r | head -c 150)"; fi
 t rr "$(p 50.000),$(p 99.000),$n"
 c rr

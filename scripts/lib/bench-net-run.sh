@@ -83,6 +83,16 @@ stop_servers() {
     kill "${server_pids[@]}" 2>/dev/null || true
     wait "${server_pids[@]}" 2>/dev/null || true
     server_pids=()
+    # A guest that was killed mid-test leaves the servers' connections to it in FIN-WAIT,
+    # retransmitting to nobody, and sockperf cannot bind its port again until they time
+    # out: destroy them (ss -K; the kernel's INET_DIAG_DESTROY), or wait for them to go.
+    ip netns exec "$ns" ss -K -t state all "( sport = :$IPERF3_PORT or sport = :$SOCKPERF_PORT )" \
+        >/dev/null 2>&1 || true
+    local tries=0
+    while ip netns exec "$ns" ss -H -t state all "( sport = :$SOCKPERF_PORT )" 2>/dev/null | grep -q .; do
+        ((++tries <= 120)) || break
+        sleep 1
+    done
 }
 # shellcheck disable=SC2317 # called from traps
 cleanup() {
