@@ -63,8 +63,10 @@ TEST_CASE("keel bench boot measures three boots of the test guest, every phase i
     CHECK(rss.at("overhead").at("min").get<double>() > 0);
     CHECK(rss.at("binary").at("min").get<double>() > 0);
     CHECK(rss.at("guest_ram_touched").at("min").get<double>() > 1024);  // a booted kernel touches MiBs
-    // Guest RAM is not overhead: 128 MiB of it must not show up there.
-    CHECK(rss.at("overhead").at("max").get<double>() < 64 * 1024);
+    // Guest RAM is not overhead: were its anonymous mapping misfiled, it would
+    // land in "heap" (keel's own heap is KiBs; ASan's shadow adds MiBs, still
+    // far below the ~100 MiB a booted guest touches).
+    CHECK(rss.at("heap").at("max").get<double>() < rss.at("guest_ram_touched").at("min").get<double>() / 2);
     REQUIRE(report.at("each_run").size() == 3);
     for (const auto& run : report.at("each_run")) {
         CHECK(run.at("stop_reason") == "poweroff");
