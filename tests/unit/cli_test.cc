@@ -5,6 +5,20 @@
 
 using namespace keel;
 
+namespace {
+
+// A bad command line: exit status 2 and one "error: " line, nothing run.
+void check_one_line_usage_error(const CliOutcome& out) {
+    INFO(out.message);
+    CHECK(out.command == CliCommand::Exit);
+    CHECK(out.exit_code == 2);
+    CHECK(out.message_is_error);
+    CHECK(out.message.rfind("error: ", 0) == 0);
+    CHECK(out.message.find('\n') == std::string::npos);
+}
+
+}  // namespace
+
 TEST_CASE("run options map onto the VM config", "[cli]") {
     const auto out = parse_command_line({"run", "--kernel", "bz", "--initrd", "rd", "--cmdline", "console=ttyS0 quiet",
                                          "--cpus", "4", "--memory", "1G", "--stats", "--stats-json", "s.json"});
@@ -37,13 +51,7 @@ TEST_CASE("bad command lines are one-line errors with exit status 2", "[cli]") {
              {"--bogus"},
              {"fly"},
              {"run", "--kernel", "bz", "--log-level", "loud"}}) {
-        const auto out = parse_command_line(args);
-        INFO(out.message);
-        CHECK(out.command == CliCommand::Exit);
-        CHECK(out.exit_code == 2);
-        CHECK(out.message_is_error);
-        CHECK(out.message.rfind("error: ", 0) == 0);
-        CHECK(out.message.find('\n') == std::string::npos);
+        check_one_line_usage_error(parse_command_line(args));
     }
 }
 
@@ -113,13 +121,7 @@ TEST_CASE("bad bench command lines are one-line errors with exit status 2", "[cl
              {"bench", "boot", "--kernel", "bz", "--json="},
              {"bench", "boot", "--kernel", "bz", "--stats-json", "x"},
              {"bench", "boot", "--kernel", "bz", "--cpus", "lots"}}) {
-        const auto out = parse_command_line(args);
-        INFO(out.message);
-        CHECK(out.command == CliCommand::Exit);
-        CHECK(out.exit_code == 2);
-        CHECK(out.message_is_error);
-        CHECK(out.message.rfind("error: ", 0) == 0);
-        CHECK(out.message.find('\n') == std::string::npos);
+        check_one_line_usage_error(parse_command_line(args));
     }
     const auto help = parse_command_line({"bench", "boot", "--help"});
     CHECK(help.exit_code == 0);
