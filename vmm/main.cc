@@ -3,7 +3,12 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 
@@ -43,6 +48,20 @@ int run(const keel::CliOutcome& cli) {
     return status;
 }
 
+// `keel bench ...` is keel-bench's: it sits next to keel (see bench_main.cc).
+int exec_bench(const std::vector<std::string>& args) {
+    std::error_code error;
+    const auto self = std::filesystem::read_symlink("/proc/self/exe", error);
+    if (error) throw keel::Error("cannot find keel's own binary (/proc/self/exe): " + error.message());
+    const std::string bench = (self.parent_path() / "keel-bench").string();
+    std::vector<char*> argv{const_cast<char*>(bench.c_str())};
+    for (const auto& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
+    argv.push_back(nullptr);
+    ::execv(bench.c_str(), argv.data());
+    throw keel::Error("keel bench needs keel-bench next to keel, and '" + bench + "' cannot be started (" +
+                      std::strerror(errno) + "); scripts/build builds both");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -54,10 +73,7 @@ int main(int argc, char** argv) {
         return cli.exit_code;
     }
     try {
-        if (cli.command == keel::CliCommand::BenchBoot) {
-            keel::bench::run_boot_bench(cli.bench_boot);
-            return 0;
-        }
+        if (cli.command == keel::CliCommand::Bench) return exec_bench(cli.bench_args);
         return run(cli);
     } catch (const keel::Error& e) {
         std::fprintf(stderr, "error: %s\n", e.what());

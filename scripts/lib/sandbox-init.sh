@@ -95,6 +95,8 @@ cp "/host$job/job.sh" /job.sh && bash=$(cat "/host$job/bash") ||
 mount -t proc proc /host/proc || fail "mount /host/proc"
 mount -t sysfs sysfs /host/sys || fail "mount /host/sys"
 mount -t cgroup2 cgroup2 /host/sys/fs/cgroup 2>/dev/null || say "no cgroup2 mount"
+# KVM counts every exit of every VM in debugfs; keel bench compare reads it for all VMMs alike.
+mount -t debugfs debugfs /host/sys/kernel/debug 2>/dev/null || say "no debugfs"
 mount -t devtmpfs devtmpfs /host/dev || fail "mount /host/dev"
 mkdir -p /host/dev/pts /host/dev/shm
 mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /host/dev/pts || say "no devpts"

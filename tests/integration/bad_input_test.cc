@@ -239,3 +239,16 @@ TEST_CASE("keel bench boot names the run that failed and why, in one line", "[cl
     require_one_line_error(run_keel({"bench", "boot", "--runs", "0", "--kernel", "k"}), "--runs takes a number");
     require_one_line_error(run_keel({"bench", "warp"}), "unknown benchmark 'warp'");
 }
+
+TEST_CASE("keel bench compare refuses an initrd without the payload, in one line", "[cli]") {
+    // Only the container needs the initrd unpacked: that happens before any
+    // run, so the missing payload is named at once. README.md is no archive.
+    const std::string file = std::string(KEEL_SOURCE_DIR) + "/README.md";
+    if (::geteuid() == 0 && ::access("/usr/bin/crun", X_OK) == 0) {  // else crun's own prerequisite is the error
+        require_one_line_error(run_keel({"bench", "compare", "--kernel", file, "--initrd", file, "--systems", "crun",
+                                         "--no-strace", "--runs", "1"}),
+                               "cannot read the initrd");
+    }
+    require_one_line_error(run_keel({"bench", "compare", "--kernel", file, "--initrd", "/nonexistent/initrd"}),
+                           "initrd");
+}

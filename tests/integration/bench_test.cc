@@ -81,3 +81,94 @@ TEST_CASE("keel bench boot measures three boots of the test guest, every phase i
     CHECK(svg.find("first KVM_RUN") != std::string::npos);
     CHECK(svg.find("</svg>") != std::string::npos);
 }
+
+TEST_CASE("keel bench compare runs the payload under keel, QEMU microvm and crun, side by side", "[kvm]") {
+    const auto guest = stock_guest();
+    const auto dir = scratch_dir();
+    const std::string json_path = dir + "/compare.json";
+    ProcessOptions options;
+    options.timeout = std::chrono::seconds(850);
+    const auto r = run_process({keel_binary(), "bench", "compare", "--runs", "2", "--systems", "keel,qemu-microvm,crun",
+                                "--memory", "128M", "--json", json_path, "--kernel", guest.kernel, "--initrd",
+                                guest.initrd},
+                               options);
+    INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err);
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.out.find("ratio to qemu-microvm") != std::string::npos);
+    CHECK(r.err.find("crun run 2 of 2") != std::string::npos);
+
+    const auto report = nlohmann::json::parse(read_all(json_path));
+    CHECK(report.at("setup").at("memory_mib") == 128);
+    const auto& systems = report.at("systems");
+    const bool debugfs = std::ifstream("/sys/kernel/debug/kvm/exits").good();
+    for (const std::string system : {"keel", "qemu-microvm", "crun"}) {
+        INFO(system);
+        const auto& s = systems.at(system);
+        CHECK(s.at("runs") == 2);
+        const auto& marker = s.at("launch_to_marker_ms");
+        CHECK(marker.at("min").get<double>() > 0);
+        CHECK(s.at("launch_to_exit_ms").at("min").get<double>() > marker.at("min").get<double>());
+        CHECK(s.at("overhead_rss_kib").at("min").get<double>() > 0);
+        CHECK(s.at("overhead_pss_kib").at("min").get<double>() > 0);
+        // The traced run: the payload's window was found and it wrote its lines.
+        const auto& calls = report.at("syscalls").at(system);
+        CHECK(calls.at("payload_window_found") == true);
+        CHECK(calls.at("payload_running").contains("write"));
+        CHECK(s.at("syscalls").at("distinct_payload_running").get<int>() <= s.at("syscalls").at("distinct").get<int>());
+        if (system == "crun") {
+            CHECK(s.at("guest_ram_touched_kib").is_null());
+            CHECK(s.at("vm_exits_to_marker").is_null());
+            CHECK(calls.at("payload_running").at("execve") == 1);  // the payload's own exec, not crun's
+            CHECK_FALSE(calls.at("payload_running").contains("pivot_root"));
+            continue;
+        }
+        // A VM: the guest booted, so it touched MiBs of its RAM, and from the
+        // first KVM_RUN on the VMM kept running the vCPU.
+        CHECK(s.at("guest_ram_touched_kib").at("min").get<double>() > 16 * 1024);
+        CHECK(calls.at("payload_running").contains("ioctl"));
+        if (debugfs) CHECK(s.at("vm_exits_to_marker").at("min").get<double>() > 0);
+    }
+    // keel's own count at its stop can only be larger than KVM's at the marker.
+    for (const auto& run : report.at("runs")) {
+        if (run.at("system") != "keel" || run.at("vm_exits_to_marker").is_null()) continue;
+        CHECK(run.at("vm_exits_whole_run").get<double>() >= run.at("vm_exits_to_marker").get<double>());
+    }
+}
+
+TEST_CASE("keel bench density boots three keel VMs at once, and three crun containers", "[kvm]") {
+    const auto guest = stock_guest();
+    const auto dir = scratch_dir();
+    ProcessOptions options;
+    options.timeout = std::chrono::seconds(600);
+    for (const std::string system : {"keel", "crun"}) {
+        INFO(system);
+        const std::string json_path = dir + "/density-" + system + ".json";
+        const auto r = run_process({keel_binary(), "bench", "density", "--count", "3", "--system", system, "--memory",
+                                    "128M", "--json", json_path, "--kernel", guest.kernel, "--initrd", guest.initrd},
+                                   options);
+        INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err);
+        REQUIRE(r.exit_code == 0);
+        CHECK(r.out.find("started at once") != std::string::npos);
+        const auto report = nlohmann::json::parse(read_all(json_path));
+        CHECK(report.at("setup").at("count") == 3);
+        const auto& each = report.at("launch_to_marker_ms").at("each");
+        REQUIRE(each.size() == 3);
+        double slowest = 0;
+        for (const auto& ms : each) {
+            CHECK(ms.get<double>() > 0);
+            slowest = std::max(slowest, ms.get<double>());
+        }
+        // Measured from the first launch, the last marker is no earlier than any one boot.
+        CHECK(report.at("all_booted_ms").get<double>() >= slowest);
+        CHECK(report.at("all_exited_ms").get<double>() > report.at("all_booted_ms").get<double>());
+        CHECK(report.at("boots_per_second").get<double>() > 0);
+        const auto& memory = report.at("per_instance_kib");
+        CHECK(memory.at("overhead_pss").get<double>() > 0);
+        CHECK(memory.at("overhead_rss").get<double>() >= memory.at("overhead_pss").get<double>() - 1);
+        if (system == "keel") {
+            CHECK(memory.at("guest_ram_touched").get<double>() > 16 * 1024);
+        } else {
+            CHECK(memory.at("guest_ram_touched").get<double>() == 0);
+        }
+    }
+}

@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include "cli/bench_cli.h"
 #include "cli/cli.h"
 #include "common/units.h"
 
@@ -11,6 +12,15 @@ namespace {
 void check_one_line_usage_error(const CliOutcome& out) {
     INFO(out.message);
     CHECK(out.command == CliCommand::Exit);
+    CHECK(out.exit_code == 2);
+    CHECK(out.message_is_error);
+    CHECK(out.message.rfind("error: ", 0) == 0);
+    CHECK(out.message.find('\n') == std::string::npos);
+}
+
+void check_one_line_usage_error(const BenchOutcome& out) {
+    INFO(out.message);
+    CHECK(out.command == BenchOutcome::Command::Exit);
     CHECK(out.exit_code == 2);
     CHECK(out.message_is_error);
     CHECK(out.message.rfind("error: ", 0) == 0);
@@ -88,11 +98,11 @@ TEST_CASE("a bad --net value is an error with exit status 2", "[cli]") {
 }
 
 TEST_CASE("bench boot takes its own options and hands the rest to each run", "[cli][bench]") {
-    const auto out = parse_command_line({"bench", "boot", "--runs", "3", "--kernel", "bz", "--json=r.json", "--cpus",
+    const auto out = parse_bench_command_line({"boot", "--runs", "3", "--kernel", "bz", "--json=r.json", "--cpus",
                                          "2", "--svg", "r.svg", "--memory", "128M", "--timeout", "60", "--transport",
                                          "mmio"});
-    REQUIRE(out.command == CliCommand::BenchBoot);
-    const auto& bench = out.bench_boot;
+    REQUIRE(out.command == BenchOutcome::Command::Boot);
+    const auto& bench = out.boot;
     CHECK(bench.runs == 3);
     CHECK(bench.json_path == "r.json");
     CHECK(bench.svg_path == "r.svg");
@@ -104,27 +114,117 @@ TEST_CASE("bench boot takes its own options and hands the rest to each run", "[c
     CHECK(bench.setup.memory_mib == 128);
     CHECK(bench.setup.transport == "mmio");
 
-    const auto defaults = parse_command_line({"bench", "boot", "--kernel", "bz"});
-    REQUIRE(defaults.command == CliCommand::BenchBoot);
-    CHECK(defaults.bench_boot.runs == 10);
-    CHECK(defaults.bench_boot.timeout_seconds == 300);
+    const auto defaults = parse_bench_command_line({"boot", "--kernel", "bz"});
+    REQUIRE(defaults.command == BenchOutcome::Command::Boot);
+    CHECK(defaults.boot.runs == 10);
+    CHECK(defaults.boot.timeout_seconds == 300);
 }
 
 TEST_CASE("bad bench command lines are one-line errors with exit status 2", "[cli][bench]") {
     for (const auto& args : std::vector<std::vector<std::string>>{
-             {"bench", "fly"},
-             {"bench", "boot"},  // no --kernel: the run options' own error
-             {"bench", "boot", "--kernel", "bz", "--runs", "0"},
-             {"bench", "boot", "--kernel", "bz", "--runs", "many"},
-             {"bench", "boot", "--kernel", "bz", "--runs"},
-             {"bench", "boot", "--kernel", "bz", "--timeout", "-1"},
-             {"bench", "boot", "--kernel", "bz", "--json="},
-             {"bench", "boot", "--kernel", "bz", "--stats-json", "x"},
-             {"bench", "boot", "--kernel", "bz", "--cpus", "lots"}}) {
-        check_one_line_usage_error(parse_command_line(args));
+             {"fly"},
+             {"boot"},  // no --kernel: the run options' own error
+             {"boot", "--kernel", "bz", "--runs", "0"},
+             {"boot", "--kernel", "bz", "--runs", "many"},
+             {"boot", "--kernel", "bz", "--runs"},
+             {"boot", "--kernel", "bz", "--timeout", "-1"},
+             {"boot", "--kernel", "bz", "--json="},
+             {"boot", "--kernel", "bz", "--stats-json", "x"},
+             {"boot", "--kernel", "bz", "--cpus", "lots"}}) {
+        check_one_line_usage_error(parse_bench_command_line(args));
     }
-    const auto help = parse_command_line({"bench", "boot", "--help"});
+    const auto help = parse_bench_command_line({"boot", "--help"});
     CHECK(help.exit_code == 0);
     CHECK(help.message.find("--runs N") != std::string::npos);
     CHECK(parse_command_line({"--help"}).message.find("bench") != std::string::npos);
+}
+
+TEST_CASE("bench density takes a count and one system", "[cli][bench]") {
+    const std::string file = std::string(KEEL_SOURCE_DIR) + "/README.md";
+    const auto out = parse_bench_command_line({"density", "--count", "8", "--kernel", file, "--initrd", file,
+                                               "--memory", "64M", "--system", "crun", "--json", "d.json"});
+    INFO(out.message);
+    REQUIRE(out.command == BenchOutcome::Command::Density);
+    CHECK(out.density.count == 8);
+    CHECK(out.density.base.systems == std::vector<std::string>{"crun"});
+    CHECK(out.density.base.memory_bytes == (uint64_t{64} << 20));
+    CHECK(out.density.base.json_path == "d.json");
+    const auto defaults = parse_bench_command_line({"density", "--count", "2", "--kernel", file, "--initrd", file});
+    REQUIRE(defaults.command == BenchOutcome::Command::Density);
+    CHECK(defaults.density.base.systems == std::vector<std::string>{"keel"});
+    CHECK(defaults.density.base.memory_bytes == (uint64_t{128} << 20));
+    for (const auto& args : std::vector<std::vector<std::string>>{
+             {"density", "--kernel", file, "--initrd", file},
+             {"density", "--count", "0", "--kernel", file, "--initrd", file},
+             {"density", "--count", "1001", "--kernel", file, "--initrd", file},
+             {"density", "--count", "2", "--kernel", file, "--initrd", file, "--system", "docker"},
+             {"density", "--count", "2", "--kernel", file, "--initrd", file, "--systems", "keel"},
+             {"density", "--count", "2", "--kernel", file}}) {
+        check_one_line_usage_error(parse_bench_command_line(args));
+    }
+}
+
+TEST_CASE("keel hands everything after 'bench' to keel-bench", "[cli][bench]") {
+    const auto out = parse_command_line({"bench", "compare", "--runs", "2"});
+    CHECK(out.command == CliCommand::Bench);
+    CHECK(out.bench_args == std::vector<std::string>{"compare", "--runs", "2"});
+    CHECK(parse_command_line({"bench"}).bench_args.empty());
+    const auto none = parse_bench_command_line({});
+    CHECK(none.exit_code == 2);
+    CHECK(none.message.find("Usage: keel bench boot") != std::string::npos);
+}
+
+TEST_CASE("bench compare takes the same guest for every system", "[cli][bench]") {
+    // Existing files stand in for the kernel and initrd: only their presence is checked here.
+    const std::string file = std::string(KEEL_SOURCE_DIR) + "/README.md";
+    const auto out = parse_bench_command_line({"compare", "--kernel", file, "--initrd", file, "--runs", "4", "--cpus",
+                                         "2", "--memory", "256M", "--systems", "keel,crun", "--json", "c.json",
+                                         "--payload", "/p", "--marker", "ready", "--timeout", "30", "--no-strace"});
+    INFO(out.message);
+    REQUIRE(out.command == BenchOutcome::Command::Compare);
+    const auto& setup = out.compare;
+    CHECK(setup.kernel == file);
+    CHECK(setup.initrd == file);
+    CHECK(setup.runs == 4);
+    CHECK(setup.vcpus == 2);
+    CHECK(setup.memory_bytes == (uint64_t{256} << 20));
+    CHECK(setup.systems == std::vector<std::string>{"keel", "crun"});
+    CHECK(setup.json_path == "c.json");
+    CHECK(setup.payload == "/p");
+    CHECK(setup.marker == "ready");
+    CHECK(setup.timeout_seconds == 30);
+    CHECK_FALSE(setup.strace);
+
+    const auto defaults = parse_bench_command_line({"compare", "--kernel", file, "--initrd", file});
+    REQUIRE(defaults.command == BenchOutcome::Command::Compare);
+    CHECK(defaults.compare.runs == 10);
+    CHECK(defaults.compare.vcpus == 1);
+    CHECK(defaults.compare.memory_bytes == (uint64_t{128} << 20));
+    CHECK(defaults.compare.payload == "/bench/payload.sh");
+    CHECK(defaults.compare.strace);
+    const auto& systems = defaults.compare.systems;
+    REQUIRE(systems.size() >= 3);
+    CHECK(std::vector<std::string>(systems.begin(), systems.begin() + 3) ==
+          std::vector<std::string>{"keel", "qemu-microvm", "crun"});
+}
+
+TEST_CASE("bad bench compare command lines are one-line errors with exit status 2", "[cli][bench]") {
+    const std::string file = std::string(KEEL_SOURCE_DIR) + "/README.md";
+    for (const auto& args : std::vector<std::vector<std::string>>{
+             {"compare"},
+             {"compare", "--kernel", file},
+             {"compare", "--kernel", "/nonexistent/bz", "--initrd", file},
+             {"compare", "--kernel", file, "--initrd", file, "--systems", "keel,docker"},
+             {"compare", "--kernel", file, "--initrd", file, "--systems", "keel,keel"},
+             {"compare", "--kernel", file, "--initrd", file, "--systems", ""},
+             {"compare", "--kernel", file, "--initrd", file, "--runs", "0"},
+             {"compare", "--kernel", file, "--initrd", file, "--memory", "lots"},
+             {"compare", "--kernel", file, "--initrd", file, "--payload", "bench/payload.sh"},
+             {"compare", "--kernel", file, "--initrd", file, "--marker", ""},
+             {"compare", "--kernel", file, "--initrd", file, "--warp"}}) {
+        check_one_line_usage_error(parse_bench_command_line(args));
+    }
+    const auto help = parse_bench_command_line({"compare", "--help"});
+    CHECK(help.exit_code == 0);
+    CHECK(help.message.find("--systems LIST") != std::string::npos);
 }

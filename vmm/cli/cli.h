@@ -3,20 +3,22 @@
 #include <string>
 #include <vector>
 
-#include "bench/boot_bench.h"
 #include "core/vm_config.h"
 
 namespace keel {
 
-enum class CliCommand { Exit, Run, BenchBoot };
+// Bench: `keel bench ...` is carried out by the keel-bench program next to
+// keel (main execs it), so that the VMM binary users measure carries none of
+// the benchmark code or its libraries.
+enum class CliCommand { Exit, Run, Bench };
 
 struct CliOutcome {
     CliCommand command = CliCommand::Exit;
     int exit_code = 0;     // for CliCommand::Exit
     std::string message;   // printed by the caller: help, version or a one-line error
     bool message_is_error = false;
-    VmConfig config;       // for CliCommand::Run (and the run options of BenchBoot)
-    bench::BootBenchOptions bench_boot;  // for CliCommand::BenchBoot
+    VmConfig config;       // for CliCommand::Run
+    std::vector<std::string> bench_args;  // for CliCommand::Bench: the arguments after "bench"
     std::string log_level = "warn";
 };
 

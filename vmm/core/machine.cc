@@ -82,6 +82,9 @@ void Machine::stop_vcpu_threads() {
 void Machine::collect_stats() {
     m_stats.stop_reason = stop_reason_name(m_stop.reason());
     m_stats.stop_detail = m_stop.detail();
+    // The rest (KVM's stats fds, /proc/self/smaps, every device) is read only
+    // for a user who asked: a plain run ends without that work or its syscalls.
+    if (!m_config.stats_requested()) return;
     for (const auto& r : m_runners) {
         m_stats.exits.merge(r->counters());
         m_stats.vcpus_at_stop.push_back(r->state_at_stop());

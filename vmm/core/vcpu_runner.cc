@@ -29,11 +29,17 @@ void install_vcpu_kick_signal() {
 }
 
 VcpuRunner::VcpuRunner(Vcpu vcpu, const Bus& pio, const Bus& mmio, StopSink& stop_sink,
-                       std::atomic<uint64_t>& first_run_ns)
-    : m_vcpu(std::move(vcpu)), m_pio(pio), m_mmio(mmio), m_stop(stop_sink), m_first_run_ns(first_run_ns) {}
+                       std::atomic<uint64_t>& first_run_ns, bool record_state_at_stop)
+    : m_vcpu(std::move(vcpu)),
+      m_pio(pio),
+      m_mmio(mmio),
+      m_stop(stop_sink),
+      m_first_run_ns(first_run_ns),
+      m_record_state_at_stop(record_state_at_stop) {}
 
 void VcpuRunner::run() {
     run_until_stopped();
+    if (!m_record_state_at_stop) return;
     m_kernel_stats = read_kvm_stats(m_vcpu.fd());
     try {
         const kvm_regs regs = m_vcpu.get_regs();

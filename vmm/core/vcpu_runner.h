@@ -26,8 +26,10 @@ public:
 // work reaches the buses only; nothing else happens on this thread.
 class VcpuRunner {
 public:
-    VcpuRunner(Vcpu vcpu, const Bus& pio, const Bus& mmio, StopSink& stop_sink,
-               std::atomic<uint64_t>& first_run_ns);
+    // `record_state_at_stop`: read KVM's counters and the registers when the
+    // VM stops (for --stats); without it the thread ends without those syscalls.
+    VcpuRunner(Vcpu vcpu, const Bus& pio, const Bus& mmio, StopSink& stop_sink, std::atomic<uint64_t>& first_run_ns,
+               bool record_state_at_stop);
 
     void run();  // thread body; returns when the VM stops
     // Makes a running or about-to-run KVM_RUN return (from any thread); the
@@ -61,6 +63,7 @@ private:
     const Bus& m_mmio;
     StopSink& m_stop;
     std::atomic<uint64_t>& m_first_run_ns;
+    bool m_record_state_at_stop;
     ExitCounters m_counters;
     std::map<std::string, uint64_t> m_kernel_stats;
     std::string m_state_at_stop;

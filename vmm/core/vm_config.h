@@ -36,6 +36,9 @@ struct VmConfig {
 
     bool print_stats = false;
     std::string stats_json_path;  // empty: don't write
+    // Statistics cost syscalls at the stop (KVM's stats fds, /proc/self/smaps):
+    // only a run that reports them gathers them.
+    [[nodiscard]] bool stats_requested() const { return print_stats || !stats_json_path.empty(); }
 
     // Serial console on the terminal: reboot=k makes a guest `reboot` reset
     // through the i8042 (an exit keel sees), panic=-1 turns a panic into an
