@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -49,7 +50,13 @@ public:
         // user runs it, without the statistics' extra reads at its stop.
         if (system == kKeel && strace_output.empty()) paths.keel_stats_json = m_dir + "/" + name + ".json";
         std::vector<std::string> args;
-        if (!strace_output.empty()) args = {"strace", "-f", "-qq", "-o", strace_output, "--"};
+        if (!strace_output.empty()) {
+            // LeakSanitizer cannot run under ptrace and fails the process at its
+            // exit: a sanitizer build of keel is traced with leak checks off.
+            const char* asan = std::getenv("ASAN_OPTIONS");
+            const std::string options = std::string(asan != nullptr ? asan : "") + ":detect_leaks=0";
+            args = {"strace", "-f", "-qq", "-E", "ASAN_OPTIONS=" + options, "-o", strace_output, "--"};
+        }
         const auto command = system_command(system, m_setup, paths);
         args.insert(args.end(), command.begin(), command.end());
         const std::string log_path = m_dir + "/" + name + ".log";
