@@ -109,8 +109,7 @@ std::optional<int> wait_for_child(pid_t pid, uint64_t timeout_ns, uint64_t& exit
         const uint64_t now = monotonic_ns();
         if (now >= deadline) break;
         pollfd p{pidfd.get(), POLLIN, 0};
-        const int wait_ms = static_cast<int>(std::min<uint64_t>((deadline - now) / 1'000'000 + 1, INT_MAX));
-        const int ready = ::poll(&p, 1, wait_ms);
+        const int ready = ::poll(&p, 1, poll_wait_ms(now, deadline));
         if (ready < 0 && errno != EINTR) throw_errno("poll on a run's pidfd");
         if (ready > 0) {
             exit_ns = monotonic_ns();
@@ -123,6 +122,10 @@ std::optional<int> wait_for_child(pid_t pid, uint64_t timeout_ns, uint64_t& exit
     int status = 0;
     (void)::waitpid(pid, &status, 0);
     return std::nullopt;
+}
+
+int poll_wait_ms(uint64_t now_ns, uint64_t deadline_ns) {
+    return static_cast<int>(std::min<uint64_t>((deadline_ns - now_ns) / 1'000'000 + 1, INT_MAX));
 }
 
 std::string describe_wait_status(int status) {

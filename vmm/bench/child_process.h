@@ -43,6 +43,10 @@ struct Child {
 // sets `exit_ns`. On timeout it kills the process (SIGKILL) and returns nullopt.
 [[nodiscard]] std::optional<int> wait_for_child(pid_t pid, uint64_t timeout_ns, uint64_t& exit_ns);
 
+// How long poll() may wait, in ms, to return by `deadline_ns` (CLOCK_MONOTONIC)
+// when it is `now_ns` (< deadline_ns): rounded up, so a wait never ends early.
+[[nodiscard]] int poll_wait_ms(uint64_t now_ns, uint64_t deadline_ns);
+
 // "exit status 1", "killed by signal Killed".
 [[nodiscard]] std::string describe_wait_status(int status);
 

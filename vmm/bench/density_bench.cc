@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <climits>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -132,8 +131,7 @@ private:
         if (fds.empty()) return false;
         const uint64_t now = monotonic_ns();
         if (now >= deadline) throw Error(late + " (logs: " + m_dir + ")");
-        const int wait_ms = static_cast<int>(std::min<uint64_t>((deadline - now) / 1'000'000 + 1, INT_MAX));
-        const int ready = ::poll(fds.data(), fds.size(), wait_ms);
+        const int ready = ::poll(fds.data(), fds.size(), poll_wait_ms(now, deadline));
         if (ready < 0 && errno != EINTR) throw_errno("poll on the instances' consoles");
         for (size_t k = 0; ready > 0 && k < fds.size(); ++k) {
             if (fds[k].revents != 0) on_readable(index[k]);

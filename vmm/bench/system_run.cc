@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <climits>
 #include <cstdlib>
 #include <filesystem>
 #include <sstream>
@@ -106,8 +105,7 @@ ConsoleWatch::Result ConsoleWatch::read_until(bool want_marker, uint64_t deadlin
         const uint64_t now = monotonic_ns();
         if (now >= deadline_ns) return Result::Timeout;
         pollfd p{m_fd, POLLIN, 0};
-        const int wait_ms = static_cast<int>(std::min<uint64_t>((deadline_ns - now) / 1'000'000 + 1, INT_MAX));
-        const int ready = ::poll(&p, 1, wait_ms);
+        const int ready = ::poll(&p, 1, poll_wait_ms(now, deadline_ns));
         if (ready < 0 && errno != EINTR) throw_errno("poll on a run's console");
         if (ready <= 0) continue;
         const Result result = read_available(want_marker, when_ns);
