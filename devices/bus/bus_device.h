@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 
 namespace keel {
@@ -16,12 +17,21 @@ public:
     virtual void write(uint64_t offset, std::span<const uint8_t> data) = 0;
 };
 
-// Edge-triggered interrupt towards the guest (an irqfd or KVM_IRQ_LINE pulse
-// in keel, a counter in tests). Devices never see KVM.
+// An interrupt towards the guest (an irqfd or KVM_IRQ_LINE pulse in keel, a
+// counter in tests). Devices never see KVM.
+//
+// trigger() makes an edge, or raises a level-triggered line. A level line
+// stays high until the guest's end of interrupt; the platform then asks the
+// device's level source whether the line is still asserted and raises it
+// again if so. A device whose interrupt is a level (virtio-mmio's
+// InterruptStatus) gives its source once, before the guest runs, and calls
+// trigger() when the level goes from low to high. Edge lines ignore it.
 class InterruptLine {
 public:
+    using LevelSource = std::function<bool()>;
     virtual ~InterruptLine() = default;
     virtual void trigger() = 0;
+    virtual void set_level_source(LevelSource /*asserted*/) {}
 };
 
 // What a guest can ask of the machine itself: ACPI S5 or the i8042 reset

@@ -45,7 +45,14 @@ std::string virtio_mmio_cmdline_parameter(Gpa base, uint64_t size, uint32_t irq)
 
 VirtioMmioTransport::VirtioMmioTransport(std::shared_ptr<VirtioDevice> device, const GuestMemory& memory,
                                          EventRegistry& events, std::shared_ptr<InterruptLine> irq, MmioSlot slot)
-    : m_irq(std::move(irq)), m_slot(slot), m_core(std::move(device), memory, events, *this) {}
+    : m_irq(std::move(irq)), m_slot(slot), m_core(std::move(device), memory, events, *this) {
+    if (m_irq) m_irq->set_level_source([this] { return interrupt_status() != 0; });
+}
+
+VirtioMmioTransport::~VirtioMmioTransport() {
+    // The line may outlive this transport (it is shared); its level source must not.
+    if (m_irq) m_irq->set_level_source(nullptr);
+}
 
 void VirtioMmioTransport::read(uint64_t offset, std::span<uint8_t> data) {
     if (offset >= kConfigBase) {
@@ -205,13 +212,13 @@ void VirtioMmioTransport::write_config(uint64_t offset, std::span<const uint8_t>
 void VirtioMmioTransport::raise(uint32_t bits) {
     // Set the cause before the edge, so the driver's handler sees it (§4.2.3.4).
     const uint32_t before = m_interrupt_status.fetch_or(bits, std::memory_order_acq_rel);
-    // The line behaves as level-triggered (high while InterruptStatus is not
-    // 0), sent as edges: only a bit that was clear makes one. While it is
-    // still set the driver has not acknowledged it, and its handler reads
-    // InterruptStatus, acknowledges, and only then looks at the rings, so it
-    // sees everything published before this call. Another edge would only
-    // run the handler once more (two exits to keel) for nothing: Linux's
-    // handler is the same for every queue of the device.
+    // The line's level is "InterruptStatus is not 0": only a bit that was
+    // clear raises it (a level line re-raises itself at the guest's EOI while
+    // a bit is still set). While a bit is set the driver has not acknowledged
+    // it, and its handler reads InterruptStatus, acknowledges, and only then
+    // looks at the rings, so it sees everything published before this call.
+    // Another edge would only run the handler once more (two exits to keel)
+    // for nothing: Linux's handler is the same for every queue of the device.
     if ((before & bits) == bits) {
         m_merged_interrupts.fetch_add(1, std::memory_order_relaxed);
         return;

@@ -40,16 +40,22 @@ struct MmioSlot {
 // 64-bit ones as two 32-bit halves (§4.2.2.2). Anything else reads 0, is
 // ignored when written, counted ("bad_accesses") and logged once.
 //
-// Interrupts: one InterruptLine (an edge), triggered by a used-buffer or
+// Interrupts: one InterruptLine whose level is "InterruptStatus is not 0"
+// (the transport is its level source). It is triggered by a used-buffer or
 // configuration-change notification whose InterruptStatus bit (0 / 1,
 // VIRTIO_MMIO_INT_VRING / _CONFIG) was clear; the bits stay set until the
 // driver acks them, and a notification that finds its bit still set is
-// counted in "interrupts_merged" instead (see raise()).
+// counted in "interrupts_merged" instead (see raise()). keel wires the line
+// as a level (resampled irqfd) when ACPI describes the device, as an edge
+// for devices on the kernel command line.
 class VirtioMmioTransport final : public BusDevice, public VirtioNotifier {
 public:
     // Throws keel::Error (see TransportCore) for an unusable device.
     VirtioMmioTransport(std::shared_ptr<VirtioDevice> device, const GuestMemory& memory, EventRegistry& events,
                         std::shared_ptr<InterruptLine> irq, MmioSlot slot);
+    ~VirtioMmioTransport() override;
+    VirtioMmioTransport(const VirtioMmioTransport&) = delete;
+    VirtioMmioTransport& operator=(const VirtioMmioTransport&) = delete;
 
     void read(uint64_t offset, std::span<uint8_t> data) override;
     void write(uint64_t offset, std::span<const uint8_t> data) override;

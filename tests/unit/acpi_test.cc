@@ -393,7 +393,7 @@ TEST_CASE("the DSDT is byte-identical to iasl's compilation of the same ASL", "[
         "      Name (_UID, 0)\n"
         "      Name (_CRS, ResourceTemplate () {\n"
         "        Memory32Fixed (ReadWrite, " + hex(kVirtioMmioStart.value) + ", " + hex(kVirtioMmioStride) + ")\n"
-        "        Interrupt (ResourceConsumer, Edge, ActiveHigh, Exclusive) {" + std::to_string(kFirstDeviceIrq) +
+        "        Interrupt (ResourceConsumer, Level, ActiveHigh, Exclusive) {" + std::to_string(kFirstDeviceIrq) +
         "}\n"
         "      })\n"
         "    }\n"

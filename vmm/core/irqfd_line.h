@@ -1,6 +1,7 @@
 #pragma once
 
 #include "bus/bus_device.h"
+#include "bus/event_registry.h"
 #include "common/fd.h"
 #include "kvm/vm.h"
 
@@ -15,6 +16,36 @@ public:
 
 private:
     UniqueFd m_eventfd;
+};
+
+// A level-triggered interrupt through a resampling KVM_IRQFD: trigger()
+// raises the line, KVM holds it high until the guest's end of interrupt,
+// then lowers it and signals the resample eventfd, on which this line asks
+// the device's level source (on the event-loop thread) and raises the line
+// again while the device still asserts it. Nothing is lost between the
+// guest's acknowledgement and its EOI: a new cause sets the level while the
+// line is high, and the EOI's resample finds it.
+class ResampledIrqfdLine final : public InterruptLine {
+public:
+    ResampledIrqfdLine(const Vm& vm, uint32_t gsi, EventRegistry& events);
+    ~ResampledIrqfdLine() override;
+    ResampledIrqfdLine(const ResampledIrqfdLine&) = delete;
+    ResampledIrqfdLine& operator=(const ResampledIrqfdLine&) = delete;
+
+    void trigger() override;
+    void set_level_source(LevelSource asserted) override;
+
+    // End-of-interrupt resamples that found the device still asserting the line.
+    [[nodiscard]] uint64_t reasserted() const { return m_reasserted; }
+
+private:
+    void on_resample();
+
+    UniqueFd m_eventfd;
+    UniqueFd m_resample_eventfd;
+    EventRegistry& m_events;
+    LevelSource m_asserted;
+    uint64_t m_reasserted = 0;  // event-loop thread only
 };
 
 }  // namespace keel

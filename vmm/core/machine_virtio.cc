@@ -108,9 +108,19 @@ void Machine::attach_virtio_devices() {
 }
 
 void Machine::attach_mmio_transports() {
+    // ACPI describes the lines as level-triggered (see virtio_mmio_device()).
+    // Devices on the command line get the IOAPIC's ISA default, an edge, and
+    // an edge there is right: a level line's resample at an edge handler's
+    // early EOI would interrupt the guest twice for every notification.
+    const bool level_lines = !mmio_needs_cmdline_devices(m_config.cmdline);
     for (auto& entry : m_virtio) {
         const auto& slot = entry.mmio;
-        auto irq = std::make_shared<IrqfdLine>(*m_vm, slot.gsi);
+        std::shared_ptr<InterruptLine> irq;
+        if (level_lines) {
+            irq = std::make_shared<ResampledIrqfdLine>(*m_vm, slot.gsi, m_events);
+        } else {
+            irq = std::make_shared<IrqfdLine>(*m_vm, slot.gsi);
+        }
         auto transport = std::make_shared<virtio::VirtioMmioTransport>(entry.device, *m_memory, m_events, irq,
                                                                        virtio::MmioSlot{slot.base, slot.gsi});
         m_mmio.insert(transport, slot.base.value, slot.size, std::string(entry.device->name()));

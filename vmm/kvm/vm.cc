@@ -50,6 +50,15 @@ void Vm::register_irqfd(int eventfd, uint32_t gsi) const {
     kvm_ioctl_or_throw(m_fd.get(), KVM_IRQFD, &irqfd, "KVM_IRQFD");
 }
 
+void Vm::register_resampled_irqfd(int eventfd, int resample_eventfd, uint32_t gsi) const {
+    kvm_irqfd irqfd{};
+    irqfd.fd = static_cast<uint32_t>(eventfd);
+    irqfd.resamplefd = static_cast<uint32_t>(resample_eventfd);
+    irqfd.gsi = gsi;
+    irqfd.flags = KVM_IRQFD_FLAG_RESAMPLE;
+    kvm_ioctl_or_throw(m_fd.get(), KVM_IRQFD, &irqfd, "KVM_IRQFD (resample)");
+}
+
 void Vm::register_ioeventfd(int eventfd, IoSpace space, uint64_t address, uint32_t length,
                             std::optional<uint64_t> datamatch) const {
     kvm_ioeventfd ioeventfd{};

@@ -26,6 +26,11 @@ public:
     void create_pit() const;
     // Edge interrupt source: writing 1 to `eventfd` pulses `gsi`.
     void register_irqfd(int eventfd, uint32_t gsi) const;
+    // Level interrupt source (KVM_IRQFD_FLAG_RESAMPLE): writing 1 to `eventfd`
+    // raises `gsi` and it stays high until the guest's end of interrupt for it;
+    // then KVM lowers it and signals `resample_eventfd`, so that the device
+    // can raise it again if it is still asserted.
+    void register_resampled_irqfd(int eventfd, int resample_eventfd, uint32_t gsi) const;
     void set_irq_line(uint32_t gsi, bool level) const;
     // KVM_SET_GSI_ROUTING: replaces the VM's whole routing table with `entries`
     // (KVM_CAP_IRQ_ROUTING; at most KVM_MAX_IRQ_ROUTES entries).

@@ -209,6 +209,44 @@ TEST_CASE("Notifications before the driver acks make one edge; after the ack, a 
     CHECK(h.counter("interrupts_merged") == 1);
 }
 
+TEST_CASE("As a level, the line is raised again at each EOI until the driver has acked every cause",
+          "[virtio][mmio]") {
+    Harness h;
+    REQUIRE(h.irq->level);
+    h.transport.signal_used_queue(0);
+    CHECK(h.irq->count == 1);
+    SECTION("an EOI before the ack (an edge handler's order) finds the line still asserted") {
+        CHECK(h.irq->end_of_interrupt());
+        CHECK(h.irq->count == 2);
+    }
+    SECTION("the fasteoi order: acked, then EOI, and the line stays low") {
+        h.write32(VIRTIO_MMIO_INTERRUPT_ACK, h.read32(VIRTIO_MMIO_INTERRUPT_STATUS));
+        CHECK_FALSE(h.irq->end_of_interrupt());
+        CHECK(h.irq->count == 1);
+    }
+    SECTION("a notification between the driver's ack and its EOI is not lost") {
+        h.write32(VIRTIO_MMIO_INTERRUPT_ACK, h.read32(VIRTIO_MMIO_INTERRUPT_STATUS));
+        h.transport.signal_used_queue(1);  // the handler already read the status
+        CHECK(h.irq->end_of_interrupt());  // so the EOI's resample raises the line for it
+        h.write32(VIRTIO_MMIO_INTERRUPT_ACK, h.read32(VIRTIO_MMIO_INTERRUPT_STATUS));
+        CHECK_FALSE(h.irq->end_of_interrupt());
+    }
+    SECTION("a device reset drops the level") {
+        h.write32(VIRTIO_MMIO_STATUS, 0);
+        CHECK_FALSE(h.irq->end_of_interrupt());
+    }
+}
+
+TEST_CASE("A destroyed transport leaves its line no level source", "[virtio][mmio]") {
+    std::shared_ptr<CountingIrq> irq;  // outlives the transport, as a shared line may
+    {
+        Harness h;
+        irq = h.irq;
+        REQUIRE(irq->level);
+    }
+    CHECK_FALSE(irq->level);
+}
+
 TEST_CASE("A used-buffer notification raises interrupt bit 0 until the driver acks it", "[virtio][mmio]") {
     Harness h;
     h.transport.signal_used_queue(0);

@@ -66,10 +66,13 @@ AmlDevice virtio_mmio_device(uint32_t index, Gpa base, uint64_t size, uint32_t g
                     ": its register window must be non-empty and lie below 4 GiB");
     }
     ResourceTemplate crs;
-    // Edge-triggered: keel raises device interrupts through KVM irqfds,
-    // which deliver an edge per notification.
+    // Level-triggered, as virtio-mmio's InterruptStatus is a level (and as
+    // QEMU's microvm describes it): keel drives the line through a resampling
+    // irqfd, high until the guest's EOI finds every cause acknowledged. The
+    // guest's fasteoi handler acknowledges before that EOI, so one interrupt
+    // serves every cause it saw, and none raised since is lost.
     crs.memory32_fixed(aml::MemoryAccess::kReadWrite, static_cast<uint32_t>(base.value), static_cast<uint32_t>(size))
-        .interrupt(gsi, aml::InterruptTrigger::kEdge, aml::InterruptPolarity::kActiveHigh,
+        .interrupt(gsi, aml::InterruptTrigger::kLevel, aml::InterruptPolarity::kActiveHigh,
                    aml::InterruptSharing::kExclusive);
     return AmlDevice{virtio_mmio_name(index), {
         aml::name("_HID", aml::string("LNRO0005")),
