@@ -4,16 +4,15 @@
 #include <cstdio>
 #include <sstream>
 
+#include "common/text_lines.h"
+
 namespace keel::bench {
 
 std::optional<uint64_t> mem_available_kib(std::string_view meminfo) {
     constexpr std::string_view key = "MemAvailable:";
-    size_t pos = 0;
-    while (pos < meminfo.size()) {
-        auto eol = meminfo.find('\n', pos);
-        if (eol == std::string_view::npos) eol = meminfo.size();
-        const std::string_view line = meminfo.substr(pos, eol - pos);
-        pos = eol + 1;
+    TextLines lines(meminfo);
+    while (const auto next_line = lines.next()) {
+        const std::string_view line = *next_line;
         if (!line.starts_with(key)) continue;
         const auto digits = line.find_first_of("0123456789", key.size());
         if (digits == std::string_view::npos) return std::nullopt;

@@ -5,6 +5,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/text_lines.h"
+
 namespace keel::bench {
 
 namespace fs = std::filesystem;
@@ -28,12 +30,9 @@ std::string read_whole(const std::string& path) {
 std::vector<AddressRange> guest_ram_mappings(std::string_view smaps, uint64_t guest_memory_bytes) {
     std::vector<AddressRange> ranges;
     if (guest_memory_bytes == 0) return ranges;
-    size_t pos = 0;
-    while (pos < smaps.size()) {
-        auto eol = smaps.find('\n', pos);
-        if (eol == std::string_view::npos) eol = smaps.size();
-        const std::string_view line = smaps.substr(pos, eol - pos);
-        pos = eol + 1;
+    TextLines lines(smaps);
+    while (const auto next_line = lines.next()) {
+        const std::string_view line = *next_line;
         // A mapping's header: "start-end perms offset dev inode [path]"; six
         // fields or five (anonymous: no path).
         const auto dash = line.find('-');

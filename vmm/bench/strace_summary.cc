@@ -4,6 +4,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/text_lines.h"
+
 namespace keel::bench {
 namespace {
 
@@ -76,12 +78,9 @@ StraceSummary summarize_strace(std::string_view text, const StraceWindow& window
     std::unordered_map<int64_t, ThreadLog> threads;
     std::vector<int64_t> order;  // threads in order of first appearance
     bool global_window = false;
-    size_t pos = 0;
-    while (pos < text.size()) {
-        auto eol = text.find('\n', pos);
-        if (eol == std::string_view::npos) eol = text.size();
-        const std::string_view line = text.substr(pos, eol - pos);
-        pos = eol + 1;
+    TextLines lines(text);
+    while (const auto next_line = lines.next()) {
+        const std::string_view line = *next_line;
         if (line.empty()) continue;
         CallLine call;
         const LineKind kind = parse_line(line, call);

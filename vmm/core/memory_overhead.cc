@@ -9,6 +9,8 @@
 #include <mutex>
 #include <sstream>
 
+#include "common/text_lines.h"
+
 namespace keel {
 
 namespace {
@@ -94,12 +96,9 @@ MemoryBreakdown classify_smaps(std::string_view smaps, const std::vector<Address
     const auto flush = [&] {
         if (have_mapping) kind_of(breakdown, current, guest_ram, thread_stacks, exe_path).add(current.rss, current.pss);
     };
-    size_t pos = 0;
-    while (pos < smaps.size()) {
-        auto eol = smaps.find('\n', pos);
-        if (eol == std::string_view::npos) eol = smaps.size();
-        const auto line = smaps.substr(pos, eol - pos);
-        pos = eol + 1;
+    TextLines lines(smaps);
+    while (const auto next_line = lines.next()) {
+        const std::string_view line = *next_line;
         if (line.starts_with("Rss:")) {
             current.rss = parse_kib_field(line);
         } else if (line.starts_with("Pss:")) {
