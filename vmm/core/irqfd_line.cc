@@ -45,7 +45,7 @@ void ResampledIrqfdLine::on_resample() {
     uint64_t count = 0;
     if (::read(m_resample_eventfd.get(), &count, sizeof count) != sizeof count) return;
     if (m_asserted && m_asserted()) {
-        ++m_reasserted;
+        m_reasserted.fetch_add(1, std::memory_order_relaxed);
         trigger();
     }
 }

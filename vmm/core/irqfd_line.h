@@ -1,5 +1,7 @@
 #pragma once
 
+#include <atomic>
+
 #include "bus/bus_device.h"
 #include "bus/event_registry.h"
 #include "common/fd.h"
@@ -36,7 +38,7 @@ public:
     void set_level_source(LevelSource asserted) override;
 
     // End-of-interrupt resamples that found the device still asserting the line.
-    [[nodiscard]] uint64_t reasserted() const { return m_reasserted; }
+    [[nodiscard]] uint64_t reasserted() const { return m_reasserted.load(std::memory_order_relaxed); }
 
 private:
     void on_resample();
@@ -45,7 +47,7 @@ private:
     UniqueFd m_resample_eventfd;
     EventRegistry& m_events;
     LevelSource m_asserted;
-    uint64_t m_reasserted = 0;  // event-loop thread only
+    std::atomic<uint64_t> m_reasserted{0};  // written on the event-loop thread, read for --stats
 };
 
 }  // namespace keel
