@@ -2,7 +2,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstdlib>
 #include <fstream>
+#include <iostream>
 
 namespace keel::test {
 
@@ -48,9 +50,43 @@ Boot boot(const BootRequest& request) {
 void require_clean_exit(const Boot& b) {
     INFO("guest console:\n" << b.result.out);
     INFO("keel stderr:\n" << b.result.err);
+    INFO(stall_report(b));
     REQUIRE_FALSE(b.result.timed_out);
     REQUIRE(b.result.exit_code == 0);
     REQUIRE(marker(b.result.out, "boot-ok").has_value());
+}
+
+std::string stall_report(const Boot& b) {
+    if (!b.stats.is_object()) return "keel wrote no statistics";
+    std::string report = "keel's statistics: stop " + b.stats.value("stop_reason", std::string("?"));
+    for (const auto& vcpu : b.stats.value("vcpus_at_stop", nlohmann::json::array())) {
+        if (vcpu.is_string()) report += "\n  vCPU " + vcpu.get<std::string>();
+    }
+    const auto kvm = b.stats.value("exits", nlohmann::json::object()).value("kvm", nlohmann::json::object());
+    report += "\n  KVM:";
+    for (const char* count : {"exits", "insn_emulation", "req_event", "irq_injections", "irq_window_exits",
+                              "halt_exits", "mmio_exits", "io_exits"}) {
+        report += std::string(" ") + count + "=" + std::to_string(kvm.value(count, uint64_t{0}));
+    }
+    for (const auto& device : b.stats.value("devices", nlohmann::json::array())) {
+        report += "\n  " + device.dump();
+    }
+    return report;
+}
+
+bool running_emulated() {
+    const char* in_sandbox = std::getenv("KEEL_IN_SANDBOX");
+    return in_sandbox != nullptr && std::string(in_sandbox) == "1";
+}
+
+void note_emulated_stall(const std::string& test, const Boot& b) {
+    const std::string line = "[test harness] " + test +
+                             ": the guest ran out of time on the emulated host; running it once more. " +
+                             stall_report(b);
+    std::cerr << line << "\n" << b.result.err << std::endl;
+    if (const char* log_path = std::getenv("KEEL_EMULATED_STALL_LOG")) {
+        std::ofstream(log_path, std::ios::app) << line << "\n";
+    }
 }
 
 }  // namespace keel::test

@@ -137,6 +137,51 @@ r=1; i=0; while [ $i -lt 30 ]; do nc $H 5002 </tmp/out && { r=0; break; }; sleep
 )SH";
 }
 
+// One boot of the transfer test, with what the host side saw.
+struct TransferRun {
+    Boot boot;
+    ProcessResult host_ping, host_wget, host_send, received;
+    bool host_side_ran = false;
+};
+
+TransferRun run_transfer(const GuestImage& guest, const std::string& transport, const std::string& to_guest,
+                         const std::string& from_guest, const std::string& page) {
+    const NetNamespace ns;
+    ns.add_tap("ktap0", host_address(0) + "/24");
+    BackgroundProcess listener(
+        ns.command({"busybox", "nc", "-l", "-p", kToHostPort, "-e", "sh", "-c", "cat >'" + from_guest + "'"}),
+        std::chrono::seconds(900));
+
+    TransferRun run;
+    HostAction host_side("KEEL-TEST rx-ready=", [&](std::stop_token stop) {
+        run.host_ping = run_process(ns.command({"busybox", "ping", "-c", "3", "-W", "10", guest_address(0)}),
+                                    host_command_options(stop, 60));
+        run.host_wget = run_process(
+            ns.command({"timeout", "60", "busybox", "wget", "-q", "-O", "-", "http://" + guest_address(0) + "/"}),
+            host_command_options(stop, 90));
+        run.host_send = ns.shell(nc_with_retries(guest_address(0), kToGuestPort, "'" + to_guest + "'"),
+                                 host_command_options(stop, 400));
+    });
+
+    BootRequest request;
+    request.kernel = guest.kernel;
+    request.initrd = guest.initrd;
+    request.cpus = 2;
+    request.memory = "512M";  // two 64 MiB files in the guest's tmpfs
+    // nokaslr: a stuck vCPU's rip in keel's statistics then matches System.map.
+    request.cmdline_extra = "nokaslr keel.net=eth0=" + guest_address(0) + "/24";
+    request.guest_script = transfer_script(page);
+    request.command_prefix = ns.command({});
+    request.keel_args = {"--transport", transport, "--net", "tap=ktap0,mac=" + std::string(kGuestMac) + ",id=lan0"};
+    // Healthy runs take 30-70 s in the emulated sandbox, ASan build included.
+    request.options.timeout = std::chrono::seconds(300);
+    request.options.watch = host_side.watcher();
+    run.boot = boot(request);
+    run.host_side_ran = host_side.stop();
+    run.received = listener.finish(std::chrono::seconds(10));
+    return run;
+}
+
 void ping_tcp_http_and_mac(const std::string& kernel_name, const std::string& transport) {
     INFO("kernel " << kernel_name << ", transport " << transport);
     const auto guest = guest_named(kernel_name);
@@ -148,37 +193,15 @@ void ping_tcp_http_and_mac(const std::string& kernel_name, const std::string& tr
     const std::string to_guest_sha = host_sha256(to_guest);
     const std::string page = "keel-net-page-" + random_token();
 
-    const NetNamespace ns;
-    ns.add_tap("ktap0", host_address(0) + "/24");
-    BackgroundProcess listener(
-        ns.command({"busybox", "nc", "-l", "-p", kToHostPort, "-e", "sh", "-c", "cat >'" + from_guest + "'"}),
-        std::chrono::seconds(900));
-
-    ProcessResult host_ping, host_wget, host_send;
-    HostAction host_side("KEEL-TEST rx-ready=", [&](std::stop_token stop) {
-        host_ping = run_process(ns.command({"busybox", "ping", "-c", "3", "-W", "10", guest_address(0)}),
-                                host_command_options(stop, 60));
-        host_wget = run_process(
-            ns.command({"timeout", "60", "busybox", "wget", "-q", "-O", "-", "http://" + guest_address(0) + "/"}),
-            host_command_options(stop, 90));
-        host_send = ns.shell(nc_with_retries(guest_address(0), kToGuestPort, "'" + to_guest + "'"),
-                             host_command_options(stop, 400));
+    const auto run = retry_once_after_emulated_stall("net transfer, " + kernel_name + " kernel, " + transport, [&] {
+        return run_transfer(guest, transport, to_guest, from_guest, page);
     });
-
-    BootRequest request;
-    request.kernel = guest.kernel;
-    request.initrd = guest.initrd;
-    request.cpus = 2;
-    request.memory = "512M";  // two 64 MiB files in the guest's tmpfs
-    request.cmdline_extra = "keel.net=eth0=" + guest_address(0) + "/24";
-    request.guest_script = transfer_script(page);
-    request.command_prefix = ns.command({});
-    request.keel_args = {"--transport", transport, "--net", "tap=ktap0,mac=" + std::string(kGuestMac) + ",id=lan0"};
-    request.options.timeout = std::chrono::seconds(600);
-    request.options.watch = host_side.watcher();
-    const auto b = boot(request);
-    const bool host_side_ran = host_side.stop();
-    const auto received = listener.finish(std::chrono::seconds(10));
+    const auto& b = run.boot;
+    const auto& host_ping = run.host_ping;
+    const auto& host_wget = run.host_wget;
+    const auto& host_send = run.host_send;
+    const auto& received = run.received;
+    const bool host_side_ran = run.host_side_ran;
 
     INFO(describe("host ping", host_ping));
     INFO(describe("host wget", host_wget));
