@@ -1,5 +1,6 @@
 // keel's entry point: parse the command line, build the VM, run it, report.
 // Every setup error ends here as one line on stderr and a non-zero exit.
+#include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -18,12 +19,24 @@
 
 namespace {
 
-void setup_logging(const std::string& level) {
-    // Logs go to stderr: stdout is the guest's console.
-    auto logger = spdlog::stderr_color_mt("keel");
-    logger->set_pattern("[keel %^%l%$] %v");
+void setup_logging(const keel::LogSettings& settings) {
+    // Logs go to stderr (stdout is the guest's console), or to a config
+    // file's logger.log_path, appended to like Firecracker's.
+    std::shared_ptr<spdlog::logger> logger;
+    if (settings.path.empty()) {
+        logger = spdlog::stderr_color_mt("keel");
+    } else {
+        try {
+            logger = spdlog::basic_logger_mt("keel", settings.path);
+        } catch (const spdlog::spdlog_ex& e) {
+            throw keel::Error("cannot open log file '" + settings.path + "': " + e.what());
+        }
+    }
+    std::string pattern = "[keel";
+    if (settings.show_level) pattern += " %^%l%$";
+    logger->set_pattern(pattern + "] %v");
     spdlog::set_default_logger(logger);
-    spdlog::set_level(spdlog::level::from_str(level));
+    spdlog::set_level(spdlog::level::from_str(settings.level));
 }
 
 void report(keel::Machine& machine, const keel::VmConfig& config) {
@@ -37,7 +50,7 @@ void report(keel::Machine& machine, const keel::VmConfig& config) {
 }
 
 int run(const keel::CliOutcome& cli) {
-    setup_logging(cli.log_level);
+    setup_logging(cli.log);
     auto machine = keel::Machine::create(cli.config);
     const int status = machine->run();
     report(*machine, cli.config);

@@ -252,3 +252,21 @@ TEST_CASE("keel bench compare refuses an initrd without the payload, in one line
     require_one_line_error(run_keel({"bench", "compare", "--kernel", file, "--initrd", "/nonexistent/initrd"}),
                            "initrd");
 }
+
+TEST_CASE("a config file that is not Firecracker's format is a one-line error naming the file and field", "[cli]") {
+    const auto dir = scratch_dir();
+    const auto kernel = write_file(dir, "vmlinux", "not a kernel");
+    require_one_line_error(run_keel({"run", "--config-file", dir + "/missing.json"}),
+                           "cannot open config file '" + dir + "/missing.json'");
+    const auto bad_field = write_file(
+        dir, "bad.json",
+        R"({"boot-source": {"kernel_image_path": ")" + kernel + R"("}, "drives": [], "machine-config": {"vcpu_count": "2", "mem_size_mib": 128}})");
+    require_one_line_error(run_keel({"run", "--config-file", bad_field}),
+                           "config file '" + bad_field +
+                               "': machine-config: invalid type: string \"2\", expected u8");
+    require_one_line_error(run_keel({"run", "--config-file", bad_field, "--kernel", kernel}), "excludes");
+    // A well-formed file whose kernel is no kernel: the loader's own error.
+    const auto not_kernel =
+        write_file(dir, "vm.json", R"({"boot-source": {"kernel_image_path": ")" + kernel + R"("}, "drives": []})");
+    require_one_line_error(run_keel({"run", "--config-file", not_kernel}), kernel);
+}

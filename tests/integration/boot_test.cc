@@ -3,6 +3,9 @@
 // itself reports over its console.
 #include <catch2/catch.hpp>
 
+#include <fstream>
+#include <iterator>
+
 #include "guest_boot.h"
 
 using namespace keel::test;
@@ -135,4 +138,48 @@ TEST_CASE("guest RAM above the 4 GiB boundary is usable", "[kvm]") {
     const auto b = boot(guest, guest.kernel, 1, "3584M");
     require_clean_exit(b);
     check_guest_sees(b, 1, 3584);
+}
+
+TEST_CASE("a Firecracker config file boots the stock kernel with its vCPUs, memory, root drive and entropy", "[kvm]") {
+    const auto guest = stock_guest();
+    const auto dir = scratch_dir();
+    const std::string image = dir + "/rootfs.img";
+    {
+        std::ofstream(image, std::ios::binary).seekp(4 * 1024 * 1024 - 1) << '\0';  // 8192 sectors
+    }
+    const std::string log = dir + "/keel.log";
+    nlohmann::json config = {
+        {"boot-source",
+         {{"kernel_image_path", guest.kernel},
+          {"initrd_path", guest.initrd},
+          {"boot_args", "console=ttyS0 reboot=k panic=-1"}}},
+        {"drives",
+         {{{"drive_id", "rootfs"},
+           {"is_root_device", true},
+           {"is_read_only", true},
+           {"path_on_host", image},
+           {"io_engine", "Sync"}}}},
+        {"machine-config", {{"vcpu_count", 2}, {"mem_size_mib", 320}}},
+        {"entropy", nlohmann::json::object()},
+        {"logger", {{"log_path", log}, {"level", "Debug"}, {"show_level", true}}},
+        {"mmds-config", nullptr}};
+    const std::string config_path = dir + "/vm.json";
+    std::ofstream(config_path) << config.dump(2);
+    const std::string stats_path = dir + "/stats.json";
+    const auto r = run_process({keel_binary(), "run", "--config-file", config_path, "--stats-json", stats_path});
+    Boot b{r, {}};
+    if (std::ifstream stats(stats_path); stats) b.stats = nlohmann::json::parse(stats, nullptr, false);
+    require_clean_exit(b);
+    INFO("guest console:\n" << r.out);
+    check_guest_sees(b, 2, 320);
+    // The root drive is vda, read-only, 8192 sectors; "ro" and root= reached the kernel.
+    CHECK(marker(r.out, "disks") == "vda:8192:1:");
+    CHECK(marker(r.out, "rng") == "virtio_rng.0");
+    CHECK(r.out.find("Kernel command line: console=ttyS0 reboot=k panic=-1 root=/dev/vda ro") != std::string::npos);
+    // keel's log went to logger.log_path, not to stderr.
+    std::ifstream log_file(log);
+    const std::string logged((std::istreambuf_iterator<char>(log_file)), std::istreambuf_iterator<char>());
+    INFO("keel stderr:\n" << r.err << "\nlog file:\n" << logged);
+    CHECK(logged.find("[keel debug] PCI 00:") != std::string::npos);
+    CHECK(r.err.find("PCI 00:") == std::string::npos);
 }

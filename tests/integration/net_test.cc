@@ -193,7 +193,7 @@ void ping_tcp_http_and_mac(const std::string& kernel_name, const std::string& tr
     const std::string to_guest_sha = host_sha256(to_guest);
     const std::string page = "keel-net-page-" + random_token();
 
-    const auto run = retry_once_after_emulated_stall("net transfer, " + kernel_name + " kernel, " + transport, [&] {
+    const auto run = retry_once_after_emulated_host_failure("net transfer, " + kernel_name + " kernel, " + transport, [&] {
         return run_transfer(guest, transport, to_guest, from_guest, page);
     });
     const auto& b = run.boot;

@@ -1,5 +1,10 @@
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
 #include "cli/bench_cli.h"
 #include "cli/cli.h"
 #include "common/units.h"
@@ -48,7 +53,7 @@ TEST_CASE("run defaults: 1 vCPU, 256 MiB, serial console command line", "[cli]")
     CHECK(out.config.vcpus == 1);
     CHECK(out.config.memory_bytes == 256 * MiB);
     CHECK(out.config.cmdline.find("console=ttyS0") != std::string::npos);
-    CHECK(out.log_level == "warn");
+    CHECK(out.log.level == "warn");
 }
 
 TEST_CASE("bad command lines are one-line errors with exit status 2", "[cli]") {
@@ -60,9 +65,40 @@ TEST_CASE("bad command lines are one-line errors with exit status 2", "[cli]") {
              {"run", "--kernel", "bz", "--bogus"},
              {"--bogus"},
              {"fly"},
-             {"run", "--kernel", "bz", "--log-level", "loud"}}) {
+             {"run", "--kernel", "bz", "--log-level", "loud"},
+             {"run", "--config-file", "/nonexistent/vm.json"},
+             {"run", "--config-file", "vm.json", "--kernel", "bz"},
+             {"run", "--config-file", "vm.json", "--disk", "path=d"},
+             {"run", "--config-file"}}) {
         check_one_line_usage_error(parse_command_line(args));
     }
+}
+
+TEST_CASE("--config-file describes the VM; --transport, --stats and --log-level still apply", "[cli]") {
+    const std::string dir = "/tmp/keel-cli-test-" + std::to_string(::getpid());
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir + "/vmlinux") << "k";
+    std::ofstream(dir + "/vm.json") << R"({"boot-source": {"kernel_image_path": ")" << dir
+                                    << R"(/vmlinux", "boot_args": "console=ttyS0"}, "drives": [],
+        "machine-config": {"vcpu_count": 2, "mem_size_mib": 64}, "logger": {"level": "Debug", "show_level": false}})";
+    const auto out = parse_command_line(
+        {"run", "--config-file", dir + "/vm.json", "--transport", "mmio", "--stats-json", "s.json"});
+    INFO(out.message);
+    REQUIRE(out.command == CliCommand::Run);
+    CHECK(out.config.kernel_path == dir + "/vmlinux");
+    CHECK(out.config.cmdline == "console=ttyS0");
+    CHECK(out.config.vcpus == 2);
+    CHECK(out.config.memory_bytes == 64 * MiB);
+    CHECK(out.config.transport == VirtioTransportKind::Mmio);
+    CHECK(out.config.stats_json_path == "s.json");
+    CHECK(out.log.level == "debug");
+    CHECK_FALSE(out.log.show_level);
+    const auto quiet = parse_command_line({"run", "--config-file", dir + "/vm.json", "--log-level", "error"});
+    CHECK(quiet.log.level == "error");  // the command line wins over the file
+    std::ofstream(dir + "/metrics.json") << R"({"boot-source": {"kernel_image_path": ")" << dir
+                                         << R"(/vmlinux"}, "drives": [], "metrics": {"metrics_path": "m.json"}})";
+    check_one_line_usage_error(parse_command_line({"run", "--config-file", dir + "/metrics.json"}));
+    std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("version and help requests exit 0 with text on stdout", "[cli]") {

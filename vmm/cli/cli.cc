@@ -3,10 +3,12 @@
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <optional>
 #include <sstream>
 
+#include "api/config_file.h"
 #include "common/error.h"
 #include "common/units.h"
 #include "keel/version.h"
@@ -16,6 +18,7 @@ namespace keel {
 namespace {
 
 struct RawRunOptions {
+    std::string config_file;
     std::string memory = "256M";
     std::string transport = "pci";
     std::vector<std::string> disks;
@@ -23,25 +26,31 @@ struct RawRunOptions {
 };
 
 void add_run_options(CLI::App& run, VmConfig& config, RawRunOptions& raw, std::string& log_level) {
-    run.add_option("--kernel", config.kernel_path,
-                   "Guest kernel: a bzImage, or an uncompressed ELF vmlinux with a PVH entry note")
-        ->required();
-    run.add_option("--initrd", config.initrd_path, "Initial ramdisk (cpio archive, optionally compressed)");
-    run.add_option("--cmdline", config.cmdline, "Kernel command line")->capture_default_str();
-    run.add_option("--cpus", config.vcpus, "Number of vCPUs")->capture_default_str();
-    run.add_option("--memory", raw.memory, "Guest RAM, e.g. 256M, 1G (a bare number means MiB)")
-        ->capture_default_str();
-    run.add_option("--disk", raw.disks,
+    std::vector<CLI::Option*> vm_options;
+    vm_options.push_back(run.add_option(
+        "--kernel", config.kernel_path, "Guest kernel: a bzImage, or an uncompressed ELF vmlinux with a PVH entry note"));
+    vm_options.push_back(
+        run.add_option("--initrd", config.initrd_path, "Initial ramdisk (cpio archive, optionally compressed)"));
+    vm_options.push_back(run.add_option("--cmdline", config.cmdline, "Kernel command line")->capture_default_str());
+    vm_options.push_back(run.add_option("--cpus", config.vcpus, "Number of vCPUs")->capture_default_str());
+    vm_options.push_back(run.add_option("--memory", raw.memory, "Guest RAM, e.g. 256M, 1G (a bare number means MiB)")
+                             ->capture_default_str());
+    vm_options.push_back(run.add_option("--disk", raw.disks,
                    "A virtio-blk disk: path=FILE[,readonly=on][,id=NAME][,serial=STR][,io=uring|sync]. "
                    "Repeatable; the guest sees them as vda, vdb, ... in order")
-        ->type_name("SPEC");
-    run.add_option("--net", raw.nets,
+        ->type_name("SPEC"));
+    vm_options.push_back(run.add_option("--net", raw.nets,
                    "A virtio-net NIC on a TAP interface: tap=NAME[,mac=MAC][,id=ID] opens (or, with "
                    "CAP_NET_ADMIN, creates) TAP NAME; fd=N[,mac=MAC][,id=ID] uses an open TAP fd "
                    "(IFF_TAP|IFF_NO_PI|IFF_VNET_HDR). Repeatable; without mac= each NIC gets a stable "
                    "locally administered one")
-        ->type_name("SPEC");
-    run.add_flag("--rng", config.rng, "A virtio-rng device fed from the host's getrandom()");
+        ->type_name("SPEC"));
+    vm_options.push_back(run.add_flag("--rng", config.rng, "A virtio-rng device fed from the host's getrandom()"));
+    auto* config_file = run.add_option(
+        "--config-file", raw.config_file,
+        "The whole VM from a Firecracker-format JSON file (boot-source, drives, machine-config, "
+        "network-interfaces, logger, entropy) instead of the options above");
+    for (auto* option : vm_options) config_file->excludes(option);
     run.add_option("--transport", raw.transport, "How virtio devices attach: pci (virtio-pci, MSI-X) or mmio")
         ->check(CLI::IsMember({"pci", "mmio"}))
         ->capture_default_str();
@@ -55,6 +64,38 @@ void add_run_options(CLI::App& run, VmConfig& config, RawRunOptions& raw, std::s
         "The guest's serial console (ttyS0) is this terminal. When stdin is a terminal it is in raw "
         "mode: Ctrl-A x quits, Ctrl-A h shows the console escapes.\n"
         "keel exits 0 when the guest powers off or reboots.");
+}
+
+// Firecracker's level names -> spdlog's.
+std::string spdlog_level(const std::string& firecracker_level) {
+    if (firecracker_level == "Warning") return "warn";
+    std::string lower(firecracker_level);
+    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) {
+        return static_cast<char>(std::tolower(c));
+    });
+    return lower;
+}
+
+// The VM (and the log settings) from --config-file; --transport, --stats and
+// an explicit --log-level still apply on top.
+void apply_config_file(const std::string& path, bool log_level_given, CliOutcome& outcome) {
+    const auto resources = api::load_config_file(path);
+    if (resources.metrics()) {
+        throw Error("config file '" + path + "': metrics: keel does not write Firecracker metrics files yet");
+    }
+    try {
+        const auto stats = outcome.config;
+        outcome.config = resources.to_vm_config();
+        outcome.config.print_stats = stats.print_stats;
+        outcome.config.stats_json_path = stats.stats_json_path;
+    } catch (const api::ResourceError& e) {
+        throw Error("config file '" + path + "': " + e.what());
+    }
+    if (const auto& logger = resources.logger()) {
+        if (logger->level && !log_level_given) outcome.log.level = spdlog_level(*logger->level);
+        outcome.log.path = logger->log_path.value_or("");
+        outcome.log.show_level = logger->show_level;
+    }
 }
 
 std::string one_line(std::string text) {
@@ -78,7 +119,7 @@ CliOutcome parse_command_line(const std::vector<std::string>& args) {
     app.footer("Run 'keel run --help' for the options of a command.");
     RawRunOptions raw;
     CLI::App* run = app.add_subcommand("run", "Boot a Linux guest with its serial console on this terminal");
-    add_run_options(*run, outcome.config, raw, outcome.log_level);
+    add_run_options(*run, outcome.config, raw, outcome.log.level);
     // Parsed by parse_bench() before CLI11 sees it; listed here for --help.
     app.add_subcommand("bench",
                        "Measure what a VM costs: 'keel bench boot', 'keel bench compare' (see 'keel bench --help')");
@@ -116,10 +157,15 @@ CliOutcome parse_command_line(const std::vector<std::string>& args) {
         return outcome;
     }
     try {
-        outcome.config.memory_bytes = parse_memory_size(raw.memory, "--memory");
+        if (!raw.config_file.empty()) {
+            apply_config_file(raw.config_file, run->count("--log-level") > 0, outcome);
+        } else {
+            if (outcome.config.kernel_path.empty()) throw Error("--kernel or --config-file is required");
+            outcome.config.memory_bytes = parse_memory_size(raw.memory, "--memory");
+            for (const auto& spec : raw.disks) outcome.config.disks.push_back(block::parse_disk_option(spec));
+            for (const auto& spec : raw.nets) outcome.config.nets.push_back(net::parse_net_option(spec));
+        }
         outcome.config.transport = raw.transport == "mmio" ? VirtioTransportKind::Mmio : VirtioTransportKind::Pci;
-        for (const auto& spec : raw.disks) outcome.config.disks.push_back(block::parse_disk_option(spec));
-        for (const auto& spec : raw.nets) outcome.config.nets.push_back(net::parse_net_option(spec));
     } catch (const Error& e) {
         outcome.exit_code = 2;
         outcome.message_is_error = true;

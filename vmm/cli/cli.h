@@ -7,6 +7,16 @@
 
 namespace keel {
 
+// Where keel's own log goes and how much of it: --log-level, or a config
+// file's `logger` section (Firecracker's log_path, level, show_level;
+// show_log_origin is accepted and adds nothing: keel's messages begin with the
+// device or part of keel they come from, and it has no file:line to add).
+struct LogSettings {
+    std::string level = "warn";  // spdlog's names: off, error, warn, info, debug, trace
+    std::string path;            // empty: stderr
+    bool show_level = true;
+};
+
 // Bench: `keel bench ...` is carried out by the keel-bench program next to
 // keel (main execs it), so that the VMM binary users measure carries none of
 // the benchmark code or its libraries.
@@ -19,7 +29,7 @@ struct CliOutcome {
     bool message_is_error = false;
     VmConfig config;       // for CliCommand::Run
     std::vector<std::string> bench_args;  // for CliCommand::Bench: the arguments after "bench"
-    std::string log_level = "warn";
+    LogSettings log;
 };
 
 // Parses keel's command line (argv without the program name). Never throws and
