@@ -28,10 +28,22 @@ void try_body(const nlohmann::json& body, Parse parse) {
 // One route, picked by the input's first byte, with the rest as its body;
 // then the action's state check in every state.
 void route(std::string_view text) {
-    static constexpr std::string_view kPaths[] = {
-        "/", "/version", "/machine-config", "/vm/config", "/vm", "/metrics", "/boot-source", "/drives/rootfs",
-        "/network-interfaces/net1", "/logger", "/entropy", "/actions", "/drives/", "/drives/a-b", "/metrics?x=1",
-        "/actions/extra/segments"};
+    static constexpr std::string_view kPaths[] = {"/",
+                                                  "/version",
+                                                  "/machine-config",
+                                                  "/vm/config",
+                                                  "/vm",
+                                                  "/metrics",
+                                                  "/boot-source",
+                                                  "/drives/rootfs",
+                                                  "/network-interfaces/net1",
+                                                  "/logger",
+                                                  "/entropy",
+                                                  "/actions",
+                                                  "/drives/",
+                                                  "/drives/a-b",
+                                                  "/metrics?x=1",
+                                                  "/actions/extra/segments"};
     static constexpr HttpMethod kMethods[] = {HttpMethod::Get, HttpMethod::Put, HttpMethod::Patch, HttpMethod::Delete};
     if (text.empty()) return;
     const auto pick = static_cast<uint8_t>(text[0]);
@@ -74,9 +86,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     try_body(body, [&](const auto& b) { resources.put_drive(parse_drive(b)); });
     try_body(body, [&](const auto& b) { resources.put_network_interface(parse_network_interface(b)); });
     try_body(body, [&](const auto& b) { resources.set_machine_config(parse_machine_config(b)); });
-    try_body(body, [&](const auto& b) {
-        resources.set_machine_config(patch_machine_config(resources.machine_config(), b));
-    });
+    try_body(body,
+             [&](const auto& b) { resources.set_machine_config(patch_machine_config(resources.machine_config(), b)); });
     try_body(body, [&](const auto& b) { resources.set_logger(parse_logger(b)); });
     try_body(body, [&](const auto& b) { resources.set_metrics(parse_metrics(b)); });
     try_body(body, [&](const auto& b) { parse_entropy(b); });

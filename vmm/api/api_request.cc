@@ -88,7 +88,8 @@ std::variant<ApiAction, ApiResponse> patch_drive(const HttpRequest& request, con
         const ObjectFields fields(body, "PartialDrive", {"drive_id", "path_on_host", "rate_limiter"});
         PatchDrive patch{.drive_id = fields.required_string("drive_id"),
                          .path_on_host = fields.optional_string("path_on_host")};
-        if (fields.has("rate_limiter")) throw BodyError("`rate_limiter` is not supported: keel has no I/O rate limiter");
+        if (fields.has("rate_limiter"))
+            throw BodyError("`rate_limiter` is not supported: keel has no I/O rate limiter");
         if (patch.drive_id != std::get<std::string>(id)) {
             return fault("The id from the path does not match the id from the body!");
         }
@@ -197,10 +198,13 @@ std::variant<ApiAction, ApiResponse> route_patch(const HttpRequest& request, con
 // A message may quote the client's own bytes (a JSON parse error shows what it
 // last read), which need not be UTF-8: such bytes become U+FFFD instead of
 // making dump() throw.
-std::string dump_lenient(const json& value) { return value.dump(-1, ' ', false, json::error_handler_t::replace); }
+std::string dump_lenient(const json& value) {
+    return value.dump(-1, ' ', false, json::error_handler_t::replace);
+}
 
 ApiResponse fault(std::string_view message, int status) {
-    return {.status = status, .body = dump_lenient(json{{"fault_message", message}}), .content_type = "application/json"};
+    return {
+        .status = status, .body = dump_lenient(json{{"fault_message", message}}), .content_type = "application/json"};
 }
 
 ApiResponse json_response(const json& body, int status) {
@@ -209,9 +213,12 @@ ApiResponse json_response(const json& body, int status) {
 
 std::string_view state_name(VmState state) {
     switch (state) {
-    case VmState::NotStarted: return "Not started";
-    case VmState::Running: return "Running";
-    case VmState::Paused: return "Paused";
+        case VmState::NotStarted:
+            return "Not started";
+        case VmState::Running:
+            return "Running";
+        case VmState::Paused:
+            return "Paused";
     }
     return "Not started";
 }
@@ -220,16 +227,17 @@ std::variant<ApiAction, ApiResponse> parse_api_request(const HttpRequest& reques
     const auto segments = path_segments(request.path);
     const bool has_body = !request.body.empty();
     switch (request.method) {
-    case HttpMethod::Get:
-        if (has_body) return fault("GET request cannot have a body.");
-        return route_get(request, segments);
-    case HttpMethod::Put:
-        if (!has_body) return fault("Empty PUT request.");
-        return route_put(request, segments);
-    case HttpMethod::Patch:
-        if (!has_body) return fault("Empty PATCH request.");
-        return route_patch(request, segments);
-    case HttpMethod::Delete: break;
+        case HttpMethod::Get:
+            if (has_body) return fault("GET request cannot have a body.");
+            return route_get(request, segments);
+        case HttpMethod::Put:
+            if (!has_body) return fault("Empty PUT request.");
+            return route_put(request, segments);
+        case HttpMethod::Patch:
+            if (!has_body) return fault("Empty PATCH request.");
+            return route_patch(request, segments);
+        case HttpMethod::Delete:
+            break;
     }
     return invalid_route(request, segments.empty() ? "" : segments[0]);
 }
@@ -297,6 +305,8 @@ std::optional<ApiResponse> check_vm_state(const ApiAction& action, VmState state
     return std::nullopt;
 }
 
-std::string_view action_name(const ApiAction& action) { return std::visit(ActionName{}, action); }
+std::string_view action_name(const ApiAction& action) {
+    return std::visit(ActionName{}, action);
+}
 
 }  // namespace keel::api

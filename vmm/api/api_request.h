@@ -6,7 +6,6 @@
 // state here: whether the action is allowed now is check_vm_state()'s job.
 
 #include <nlohmann/json.hpp>
-
 #include <optional>
 #include <string>
 #include <variant>
@@ -75,8 +74,8 @@ struct ResumeVm {};
 
 using ApiAction =
     std::variant<GetInstanceInfo, GetVersion, GetMachineConfig, GetVmConfig, GetMetrics, PutBootSource, PutDrive,
-                 PatchDrive, PutNetworkInterface, PatchNetworkInterface, PutMachineConfig, PatchMachineConfig, PutLogger,
-                 PutMetrics, PutEntropy, InstanceStart, SendCtrlAltDel, FlushMetrics, PauseVm, ResumeVm>;
+                 PatchDrive, PutNetworkInterface, PatchNetworkInterface, PutMachineConfig, PatchMachineConfig,
+                 PutLogger, PutMetrics, PutEntropy, InstanceStart, SendCtrlAltDel, FlushMetrics, PauseVm, ResumeVm>;
 
 // The route and body of one request. Never throws on bad input: any problem
 // is the ApiResponse to send.

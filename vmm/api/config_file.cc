@@ -15,8 +15,8 @@ namespace {
 using nlohmann::json;
 
 // Sections of Firecracker's config that keel has no device or feature for.
-constexpr std::string_view kUnsupportedSections[] = {"balloon",    "vsock", "mmds-config",   "cpu-config",
-                                                     "serial",     "pmem",  "memory-hotplug"};
+constexpr std::string_view kUnsupportedSections[] = {"balloon", "vsock", "mmds-config",   "cpu-config",
+                                                     "serial",  "pmem",  "memory-hotplug"};
 
 // Runs `apply` and turns its BodyError or ResourceError into a keel::Error
 // that names the section.

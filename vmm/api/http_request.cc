@@ -9,12 +9,13 @@ namespace {
 
 constexpr std::string_view kCrlf = "\r\n";
 
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+char lower(char c) {
+    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
 
 bool equals_ignoring_case(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return lower(x) == lower(y);
-           });
+    return a.size() == b.size() &&
+           std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return lower(x) == lower(y); });
 }
 
 // RFC 9110 §5.6.2 tchar.
@@ -76,8 +77,7 @@ std::optional<HttpMethod> parse_method(std::string_view text) {
 
 // Origin form "/path", or absolute form "http://authority/path" reduced to its path.
 std::optional<std::string> parse_target(std::string_view target) {
-    if (target.empty() ||
-        !std::all_of(target.begin(), target.end(), [](char c) { return c > 0x20 && c < 0x7f; })) {
+    if (target.empty() || !std::all_of(target.begin(), target.end(), [](char c) { return c > 0x20 && c < 0x7f; })) {
         return std::nullopt;
     }
     if (target.front() == '/') return std::string(target);
@@ -126,7 +126,8 @@ std::optional<HttpParseError> add_header(HttpRequest& request, std::string_view 
     }
     const std::string_view value = trim_whitespace(line.substr(colon + 1));
     if (!std::all_of(value.begin(), value.end(), is_field_value_char)) {
-        return HttpParseError{"Invalid header '" + excerpt(line.substr(0, colon)) + "': control characters in its value"};
+        return HttpParseError{"Invalid header '" + excerpt(line.substr(0, colon)) +
+                              "': control characters in its value"};
     }
     if (request.headers.size() == limits.max_headers) {
         return HttpParseError{"Too many headers: at most " + std::to_string(limits.max_headers)};
@@ -163,10 +164,14 @@ std::variant<uint64_t, HttpParseError> body_length(const HttpRequest& request, c
 
 std::string_view method_name(HttpMethod method) {
     switch (method) {
-        case HttpMethod::Get: return "GET";
-        case HttpMethod::Put: return "PUT";
-        case HttpMethod::Patch: return "PATCH";
-        case HttpMethod::Delete: return "DELETE";
+        case HttpMethod::Get:
+            return "GET";
+        case HttpMethod::Put:
+            return "PUT";
+        case HttpMethod::Patch:
+            return "PATCH";
+        case HttpMethod::Delete:
+            return "DELETE";
     }
     return "?";
 }

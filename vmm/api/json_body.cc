@@ -38,16 +38,20 @@ json parse_json(std::string_view text) {
     std::optional<std::string> repeated;
     const json::parser_callback_t watch_keys = [&](int, json::parse_event_t event, json& parsed) {
         switch (event) {
-        case json::parse_event_t::object_start: open_objects.emplace_back(); break;
-        case json::parse_event_t::object_end:
-            if (!open_objects.empty()) open_objects.pop_back();
-            break;
-        case json::parse_event_t::key:
-            if (!open_objects.empty() && !open_objects.back().insert(parsed.get<std::string>()).second && !repeated) {
-                repeated = parsed.get<std::string>();
-            }
-            break;
-        default: break;
+            case json::parse_event_t::object_start:
+                open_objects.emplace_back();
+                break;
+            case json::parse_event_t::object_end:
+                if (!open_objects.empty()) open_objects.pop_back();
+                break;
+            case json::parse_event_t::key:
+                if (!open_objects.empty() && !open_objects.back().insert(parsed.get<std::string>()).second &&
+                    !repeated) {
+                    repeated = parsed.get<std::string>();
+                }
+                break;
+            default:
+                break;
         }
         return true;
     };
@@ -63,15 +67,23 @@ json parse_json(std::string_view text) {
 
 std::string describe_json_value(const json& value) {
     switch (value.type()) {
-    case json::value_t::null: return "null";
-    case json::value_t::boolean: return std::string("boolean `") + (value.get<bool>() ? "true" : "false") + "`";
-    case json::value_t::number_integer:
-    case json::value_t::number_unsigned: return "integer `" + value.dump() + "`";
-    case json::value_t::number_float: return "floating point `" + value.dump() + "`";
-    case json::value_t::string: return "string " + value.dump();
-    case json::value_t::array: return "sequence";
-    case json::value_t::object: return "map";
-    default: return "value";
+        case json::value_t::null:
+            return "null";
+        case json::value_t::boolean:
+            return std::string("boolean `") + (value.get<bool>() ? "true" : "false") + "`";
+        case json::value_t::number_integer:
+        case json::value_t::number_unsigned:
+            return "integer `" + value.dump() + "`";
+        case json::value_t::number_float:
+            return "floating point `" + value.dump() + "`";
+        case json::value_t::string:
+            return "string " + value.dump();
+        case json::value_t::array:
+            return "sequence";
+        case json::value_t::object:
+            return "map";
+        default:
+            return "value";
     }
 }
 
@@ -87,7 +99,9 @@ ObjectFields::ObjectFields(const json& object, std::string_view what, std::span<
     }
 }
 
-bool ObjectFields::has(std::string_view field) const { return optional_value(field) != nullptr; }
+bool ObjectFields::has(std::string_view field) const {
+    return optional_value(field) != nullptr;
+}
 
 const json* ObjectFields::optional_value(std::string_view field) const {
     const auto it = m_object.find(field);
@@ -126,7 +140,8 @@ uint64_t ObjectFields::required_unsigned(std::string_view field, uint64_t max, s
     const auto& value = require(field);
     if (value.is_number_unsigned()) {
         const auto number = value.get<uint64_t>();
-        if (number > max) throw BodyError("invalid value: integer `" + value.dump() + "`, expected " + std::string(type));
+        if (number > max)
+            throw BodyError("invalid value: integer `" + value.dump() + "`, expected " + std::string(type));
         return number;
     }
     if (value.is_number_integer()) {  // negative: nlohmann stores non-negative integers as unsigned

@@ -6,10 +6,9 @@
 // the field and what was expected, in serde's words, so that clients written
 // against Firecracker see the errors they already handle.
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
 #include <initializer_list>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <span>
 #include <stdexcept>

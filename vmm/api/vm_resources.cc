@@ -24,7 +24,9 @@ constexpr uint64_t kUsizeMax = UINT64_MAX;
 constexpr uint64_t kMaxMemoryMib = uint64_t{1} << 20;
 
 // Firecracker's io::Error Display: "No such file or directory (os error 2)".
-std::string os_error(int error) { return std::string(std::strerror(error)) + " (os error " + std::to_string(error) + ")"; }
+std::string os_error(int error) {
+    return std::string(std::strerror(error)) + " (os error " + std::to_string(error) + ")";
+}
 
 // Empty when `path` opens for reading, else why not.
 std::string open_failure(const std::string& path) {
@@ -53,7 +55,9 @@ void check_device_id(const std::string& id, std::string_view field) {
     }
 }
 
-json optional_to_json(const std::optional<std::string>& value) { return value ? json(*value) : json(nullptr); }
+json optional_to_json(const std::optional<std::string>& value) {
+    return value ? json(*value) : json(nullptr);
+}
 
 }  // namespace
 
@@ -117,8 +121,8 @@ NetworkInterface parse_network_interface(const json& body) {
 
 namespace {
 
-constexpr std::string_view kMachineFields[] = {
-    "vcpu_count", "mem_size_mib", "smt", "cpu_template", "track_dirty_pages", "huge_pages"};
+constexpr std::string_view kMachineFields[] = {"vcpu_count",   "mem_size_mib",      "smt",
+                                               "cpu_template", "track_dirty_pages", "huge_pages"};
 
 // Applies the fields present in `fields` on top of `config`.
 MachineConfig apply_machine_fields(MachineConfig config, const ObjectFields& fields) {
@@ -163,9 +167,8 @@ LoggerConfig parse_logger(const json& body) {
     // Firecracker also takes "Warn" and any letter case.
     if (const auto level = fields.optional_string("level")) {
         std::string lower(*level);
-        std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) {
-            return static_cast<char>(std::tolower(c));
-        });
+        std::transform(lower.begin(), lower.end(), lower.begin(),
+                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
         static constexpr std::pair<std::string_view, std::string_view> kLevels[] = {
             {"off", "Off"},   {"error", "Error"}, {"warning", "Warning"}, {"warn", "Warning"},
             {"info", "Info"}, {"debug", "Debug"}, {"trace", "Trace"}};
@@ -219,8 +222,8 @@ void VmResources::put_drive(Drive drive) {
     if (const auto why = open_failure(drive.path_on_host); !why.empty()) {
         throw ResourceError("Drive config error: Unable to open the drive file '" + drive.path_on_host + "': " + why);
     }
-    const auto same_id = std::find_if(m_drives.begin(), m_drives.end(),
-                                      [&](const Drive& d) { return d.drive_id == drive.drive_id; });
+    const auto same_id =
+        std::find_if(m_drives.begin(), m_drives.end(), [&](const Drive& d) { return d.drive_id == drive.drive_id; });
     if (drive.is_root_device) {
         for (const auto& other : m_drives) {
             if (other.is_root_device && other.drive_id != drive.drive_id) {
@@ -277,8 +280,9 @@ void VmResources::set_machine_config(const MachineConfig& config) {
     }
     if (config.smt) throw ResourceError("Machine config error: keel does not support SMT (`smt`: true).");
     if (config.track_dirty_pages) {
-        throw ResourceError("Machine config error: keel has no snapshots, so no dirty-page tracking "
-                            "(`track_dirty_pages`: true).");
+        throw ResourceError(
+            "Machine config error: keel has no snapshots, so no dirty-page tracking "
+            "(`track_dirty_pages`: true).");
     }
     if (config.huge_pages != "None") {
         throw ResourceError("Machine config error: keel backs guest memory with normal pages only (`huge_pages`: " +
@@ -289,8 +293,9 @@ void VmResources::set_machine_config(const MachineConfig& config) {
 
 void VmResources::set_metrics(MetricsConfig metrics) {
     if (m_metrics) {
-        throw ResourceError("Metrics error: Cannot initialize the metrics system due to bad user input: "
-                            "Reinitialization of metrics not allowed.");
+        throw ResourceError(
+            "Metrics error: Cannot initialize the metrics system due to bad user input: "
+            "Reinitialization of metrics not allowed.");
     }
     m_metrics = std::move(metrics);
 }

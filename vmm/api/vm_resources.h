@@ -7,9 +7,8 @@
 // onto keel's one VmConfig. What keel does not have (rate limiters, vhost-user,
 // SMT, huge pages, dirty-page tracking) is refused by name, never ignored.
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <stdexcept>
 #include <string>

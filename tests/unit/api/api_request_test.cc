@@ -1,6 +1,7 @@
+#include "api/api_request.h"
+
 #include <catch2/catch.hpp>
 
-#include "api/api_request.h"
 #include "api/json_body.h"
 
 using namespace keel::api;
@@ -49,25 +50,29 @@ TEST_CASE("every Firecracker route maps to its action", "[api][routes]") {
 
     const auto boot = action_of(request(Put, "/boot-source", R"({"kernel_image_path": "vmlinux"})"));
     CHECK(std::get<PutBootSource>(boot).source.kernel_image_path == "vmlinux");
-    const auto drive = action_of(request(
-        Put, "/drives/rootfs", R"({"drive_id": "rootfs", "path_on_host": "r.ext4", "is_root_device": true})"));
+    const auto drive = action_of(
+        request(Put, "/drives/rootfs", R"({"drive_id": "rootfs", "path_on_host": "r.ext4", "is_root_device": true})"));
     CHECK(std::get<PutDrive>(drive).drive.is_root_device);
     const auto patch_drive =
         action_of(request(Patch, "/drives/rootfs", R"({"drive_id": "rootfs", "path_on_host": "new.ext4"})"));
     CHECK(std::get<PatchDrive>(patch_drive).path_on_host == "new.ext4");
-    const auto nic = action_of(request(Put, "/network-interfaces/net1",
-                                       R"({"iface_id": "net1", "host_dev_name": "tap0", "guest_mac": "06:00:AC:10:00:02"})"));
+    const auto nic =
+        action_of(request(Put, "/network-interfaces/net1",
+                          R"({"iface_id": "net1", "host_dev_name": "tap0", "guest_mac": "06:00:AC:10:00:02"})"));
     CHECK(std::get<PutNetworkInterface>(nic).nic.host_dev_name == "tap0");
     const auto machine = action_of(request(Put, "/machine-config", R"({"vcpu_count": 2, "mem_size_mib": 1024})"));
     CHECK(std::get<PutMachineConfig>(machine).config.vcpu_count == 2);
-    CHECK(std::holds_alternative<PatchMachineConfig>(action_of(request(Patch, "/machine-config", R"({"smt": false})"))));
+    CHECK(
+        std::holds_alternative<PatchMachineConfig>(action_of(request(Patch, "/machine-config", R"({"smt": false})"))));
     CHECK(std::holds_alternative<PutLogger>(action_of(request(Put, "/logger", R"({"level": "Debug"})"))));
     CHECK(std::holds_alternative<PutMetrics>(action_of(request(Put, "/metrics", R"({"metrics_path": "m"})"))));
     CHECK(std::holds_alternative<PutEntropy>(action_of(request(Put, "/entropy", "{}"))));
-    CHECK(std::holds_alternative<InstanceStart>(action_of(request(Put, "/actions", R"({"action_type": "InstanceStart"})"))));
+    CHECK(std::holds_alternative<InstanceStart>(
+        action_of(request(Put, "/actions", R"({"action_type": "InstanceStart"})"))));
     CHECK(std::holds_alternative<SendCtrlAltDel>(
         action_of(request(Put, "/actions", R"({"action_type": "SendCtrlAltDel"})"))));
-    CHECK(std::holds_alternative<FlushMetrics>(action_of(request(Put, "/actions", R"({"action_type": "FlushMetrics"})"))));
+    CHECK(std::holds_alternative<FlushMetrics>(
+        action_of(request(Put, "/actions", R"({"action_type": "FlushMetrics"})"))));
     CHECK(std::holds_alternative<PauseVm>(action_of(request(Patch, "/vm", R"({"state": "Paused"})"))));
     CHECK(std::holds_alternative<ResumeVm>(action_of(request(Patch, "/vm", R"({"state": "Resumed"})"))));
     // Firecracker routes on the first segment only: /actions/x is /actions.
@@ -92,8 +97,9 @@ TEST_CASE("bad routes, methods and bodies get Firecracker's fault messages", "[a
     CHECK_THAT(fault_of(request(Put, "/drives/", R"({"drive_id": "a"})")), Equals("The ID cannot be empty."));
     CHECK_THAT(fault_of(request(Put, "/drives/a-b", R"({"drive_id": "a-b"})")),
                Equals("API Resource IDs can only contain alphanumeric characters and underscores."));
-    CHECK_THAT(fault_of(request(Put, "/drives/a", R"({"drive_id": "b", "is_root_device": false, "path_on_host": "p"})")),
-               Equals("The id from the path does not match the id from the body!"));
+    CHECK_THAT(
+        fault_of(request(Put, "/drives/a", R"({"drive_id": "b", "is_root_device": false, "path_on_host": "p"})")),
+        Equals("The id from the path does not match the id from the body!"));
     CHECK_THAT(fault_of(request(Put, "/network-interfaces/a", R"({"iface_id": "b", "host_dev_name": "tap0"})")),
                Equals("The id from the path [a] does not match the id from the body [b]!"));
     CHECK_THAT(fault_of(request(Put, "/boot-source", R"({"kernel_image_path": "k", "foo": 1})")),
@@ -110,9 +116,11 @@ TEST_CASE("bad routes, methods and bodies get Firecracker's fault messages", "[a
     CHECK_THAT(fault_of(request(Patch, "/vm", R"({"state": "Stopped"})")),
                Equals("An error occurred when deserializing the json body of a request: unknown variant `Stopped`, "
                       "expected `Paused` or `Resumed`."));
-    CHECK_THAT(fault_of(request(Put, "/boot-source", "{\"kernel_image_path\": ")),
-               Catch::Matchers::StartsWith("An error occurred when deserializing the json body of a request: parse error"));
-    CHECK_THAT(fault_of(request(Patch, "/network-interfaces/n", R"({"iface_id": "n"})")), Equals("Empty PATCH request."));
+    CHECK_THAT(
+        fault_of(request(Put, "/boot-source", "{\"kernel_image_path\": ")),
+        Catch::Matchers::StartsWith("An error occurred when deserializing the json body of a request: parse error"));
+    CHECK_THAT(fault_of(request(Patch, "/network-interfaces/n", R"({"iface_id": "n"})")),
+               Equals("Empty PATCH request."));
     CHECK_THAT(fault_of(request(Patch, "/drives/d", R"({"drive_id": "d"})")), Equals("Empty PATCH request."));
 }
 

@@ -1,11 +1,11 @@
-#include <catch2/catch.hpp>
+#include "api/config_file.h"
 
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <cstdio>
 #include <fstream>
 
-#include "api/config_file.h"
 #include "common/error.h"
 
 using namespace keel;
@@ -40,10 +40,12 @@ TEST_CASE("a Firecracker config file becomes keel's VmConfig", "[api][config]") 
     const ScratchFile kernel("vmlinux", "k"), rootfs("rootfs.ext4", "r");
     // The shape of Firecracker's tests/framework/vm_config.json, with keel's files.
     const auto resources = parse_config_file(R"({
-      "boot-source": {"kernel_image_path": ")" + kernel.path + R"(", "boot_args": "console=ttyS0 reboot=k panic=1",
+      "boot-source": {"kernel_image_path": ")" +
+                                             kernel.path + R"(", "boot_args": "console=ttyS0 reboot=k panic=1",
                       "initrd_path": null},
       "drives": [{"drive_id": "rootfs", "partuuid": null, "is_root_device": true, "cache_type": "Unsafe",
-                  "is_read_only": false, "path_on_host": ")" + rootfs.path + R"(", "io_engine": "Sync",
+                  "is_read_only": false, "path_on_host": ")" +
+                                             rootfs.path + R"(", "io_engine": "Sync",
                   "rate_limiter": null, "socket": null}],
       "machine-config": {"vcpu_count": 2, "mem_size_mib": 1024, "smt": false, "track_dirty_pages": false,
                          "huge_pages": "None"},
@@ -107,7 +109,8 @@ TEST_CASE("load_config_file names the file it could not use", "[api][config]") {
         FAIL("loaded");
     } catch (const Error& e) {
         CHECK_THAT(std::string(e.what()),
-                   Equals("config file '" + bad.path + "': boot-source: invalid type: integer `1`, expected struct BootSource"));
+                   Equals("config file '" + bad.path +
+                          "': boot-source: invalid type: integer `1`, expected struct BootSource"));
     }
     const ScratchFile huge("huge.json", std::string(kMaxConfigFileBytes + 1, ' '));
     try {

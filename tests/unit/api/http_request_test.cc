@@ -1,8 +1,7 @@
-#include <catch2/catch.hpp>
-
-#include <string>
-
 #include "api/http_request.h"
+
+#include <catch2/catch.hpp>
+#include <string>
 
 using namespace keel::api;
 
@@ -107,8 +106,9 @@ TEST_CASE("malformed headers are refused", "[api][http]") {
 TEST_CASE("bodies are framed by one agreed Content-Length within the limit, never chunked", "[api][http]") {
     CHECK(error_of("PUT / HTTP/1.1\r\nContent-Length: 51201\r\n\r\n") ==
           "Request payload with size 51201 is larger than the limit of 51200 allowed by server.");
-    CHECK(error_of("PUT / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n").find("Invalid Content-Length") ==
-          0);
+    CHECK(
+        error_of("PUT / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n").find("Invalid Content-Length") ==
+        0);
     CHECK(error_of("PUT / HTTP/1.1\r\nContent-Length: -1\r\n\r\n").find("Invalid Content-Length") == 0);
     CHECK(error_of("PUT / HTTP/1.1\r\nContent-Length: 1 2\r\n\r\n").find("Invalid Content-Length") == 0);
     CHECK(error_of("PUT / HTTP/1.1\r\nContent-Length:\r\n\r\n").find("Invalid Content-Length") == 0);

@@ -1,6 +1,6 @@
-#include <catch2/catch.hpp>
-
 #include "api/json_body.h"
+
+#include <catch2/catch.hpp>
 
 using namespace keel::api;
 using Catch::Matchers::Contains;
@@ -56,8 +56,9 @@ TEST_CASE("fields are typed, and the messages are serde's", "[api][json]") {
                Equals("invalid type: integer `3`, expected a string"));
     CHECK_THAT(error_reading("{\"name\": null}", [](const auto& f) { (void)f.required_string("name"); }),
                Equals("invalid type: null, expected a string"));
-    CHECK_THAT(error_reading("{\"count\": \"2\"}", [](const auto& f) { (void)f.required_unsigned("count", 255, "u8"); }),
-               Equals("invalid type: string \"2\", expected u8"));
+    CHECK_THAT(
+        error_reading("{\"count\": \"2\"}", [](const auto& f) { (void)f.required_unsigned("count", 255, "u8"); }),
+        Equals("invalid type: string \"2\", expected u8"));
     CHECK_THAT(error_reading("{\"count\": 256}", [](const auto& f) { (void)f.required_unsigned("count", 255, "u8"); }),
                Equals("invalid value: integer `256`, expected u8"));
     CHECK_THAT(error_reading("{\"count\": -1}", [](const auto& f) { (void)f.required_unsigned("count", 255, "u8"); }),
@@ -66,11 +67,16 @@ TEST_CASE("fields are typed, and the messages are serde's", "[api][json]") {
                Equals("invalid type: floating point `1.5`, expected u8"));
     CHECK_THAT(error_reading("{\"flag\": 1}", [](const auto& f) { (void)f.optional_bool("flag"); }),
                Equals("invalid type: integer `1`, expected a boolean"));
-    CHECK_THAT(error_reading("{\"kind\": \"C\"}", [](const auto& f) { (void)f.optional_variant("kind", {"A", "B"}); }),
+    CHECK_THAT(error_reading("{\"kind\": \"C\"}",
+                             [](const auto& f) {
+                                 (void)f.optional_variant("kind", {"A", "B"});
+                             }),
                Equals("unknown variant `C`, expected `A` or `B`"));
-    CHECK_THAT(
-        error_reading("{\"kind\": \"D\"}", [](const auto& f) { (void)f.optional_variant("kind", {"A", "B", "C"}); }),
-        Equals("unknown variant `D`, expected one of `A`, `B`, `C`"));
+    CHECK_THAT(error_reading("{\"kind\": \"D\"}",
+                             [](const auto& f) {
+                                 (void)f.optional_variant("kind", {"A", "B", "C"});
+                             }),
+               Equals("unknown variant `D`, expected one of `A`, `B`, `C`"));
 }
 
 TEST_CASE("present fields are read, absent and null optional ones are empty", "[api][json]") {

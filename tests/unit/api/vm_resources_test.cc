@@ -1,12 +1,12 @@
-#include <catch2/catch.hpp>
+#include "api/vm_resources.h"
 
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <cstdio>
 #include <fstream>
 
 #include "api/json_body.h"
-#include "api/vm_resources.h"
 
 using namespace keel;
 using namespace keel::api;
@@ -18,7 +18,8 @@ namespace {
 // A file that exists for as long as the test runs.
 struct ScratchFile {
     std::string path;
-    explicit ScratchFile(const std::string& name) : path("/tmp/keel-api-test-" + std::to_string(::getpid()) + "-" + name) {
+    explicit ScratchFile(const std::string& name)
+        : path("/tmp/keel-api-test-" + std::to_string(::getpid()) + "-" + name) {
         std::ofstream(path) << "x";
     }
     ~ScratchFile() { std::remove(path.c_str()); }
@@ -50,8 +51,8 @@ std::string resource_error(Apply apply) {
 
 TEST_CASE("boot-source: Firecracker's fields, the kernel must open", "[api][resources]") {
     const ScratchFile kernel("vmlinux");
-    const auto source = parse_boot_source(parse_json(R"({"kernel_image_path": ")" + kernel.path +
-                                                     R"(", "boot_args": "console=ttyS0"})"));
+    const auto source = parse_boot_source(
+        parse_json(R"({"kernel_image_path": ")" + kernel.path + R"(", "boot_args": "console=ttyS0"})"));
     CHECK(source.kernel_image_path == kernel.path);
     CHECK(source.boot_args == "console=ttyS0");
     CHECK_FALSE(source.initrd_path.has_value());
@@ -90,8 +91,8 @@ TEST_CASE("drives: one root drive, first in line; replace by id; what keel lacks
     CHECK_THAT(body_error(R"({"drive_id": "a b", "is_root_device": false, "path_on_host": "p"})", parse_drive),
                Contains("`drive_id`"));
     // A null rate limiter is no rate limiter.
-    CHECK_NOTHROW(parse_drive(parse_json(
-        R"({"drive_id": "d", "is_root_device": false, "path_on_host": "p", "rate_limiter": null})")));
+    CHECK_NOTHROW(parse_drive(
+        parse_json(R"({"drive_id": "d", "is_root_device": false, "path_on_host": "p", "rate_limiter": null})")));
 
     VmResources resources;
     resources.set_boot_source({.kernel_image_path = kernel.path, .boot_args = "console=ttyS0"});
@@ -116,7 +117,8 @@ TEST_CASE("drives: one root drive, first in line; replace by id; what keel lacks
     CHECK(config.cmdline == "console=ttyS0 root=/dev/vda ro");
 
     // PUT with the same id replaces: now writable, by PARTUUID.
-    resources.put_drive({.drive_id = "rootfs", .is_root_device = true, .partuuid = "1234-01", .path_on_host = root.path});
+    resources.put_drive(
+        {.drive_id = "rootfs", .is_root_device = true, .partuuid = "1234-01", .path_on_host = root.path});
     config = resources.to_vm_config();
     REQUIRE(config.disks.size() == 2);
     CHECK(config.cmdline == "console=ttyS0 root=PARTUUID=1234-01 rw");
@@ -138,9 +140,9 @@ TEST_CASE("network interfaces: MACs unique and unicast, TAP names valid, replace
                Contains("unicast"));
     CHECK_THAT(body_error(R"({"iface_id": "n", "host_dev_name": "a-very-long-tap-name"})", parse_network_interface),
                Contains("`host_dev_name`"));
-    CHECK_THAT(body_error(R"({"iface_id": "n", "host_dev_name": "tap0", "rx_rate_limiter": {}})",
-                          parse_network_interface),
-               Contains("`rx_rate_limiter` is not supported"));
+    CHECK_THAT(
+        body_error(R"({"iface_id": "n", "host_dev_name": "tap0", "rx_rate_limiter": {}})", parse_network_interface),
+        Contains("`rx_rate_limiter` is not supported"));
 
     VmResources resources;
     resources.put_network_interface({.iface_id = "net1", .host_dev_name = "tap0", .guest_mac = "06:00:AC:10:00:02"});
@@ -149,9 +151,7 @@ TEST_CASE("network interfaces: MACs unique and unicast, TAP names valid, replace
                        {.iface_id = "net2", .host_dev_name = "tap1", .guest_mac = "06:00:ac:10:00:02"});
                }),
                Equals("Network config error: The MAC address is already in use: 06:00:ac:10:00:02"));
-    CHECK_THAT(resource_error([&] {
-                   resources.put_network_interface({.iface_id = "net2", .host_dev_name = "tap0"});
-               }),
+    CHECK_THAT(resource_error([&] { resources.put_network_interface({.iface_id = "net2", .host_dev_name = "tap0"}); }),
                Contains("tap0 is already used by interface net1"));
     resources.put_network_interface({.iface_id = "net1", .host_dev_name = "tap5"});  // replaces
     const auto json = resources.to_json();
@@ -177,12 +177,12 @@ TEST_CASE("machine-config: PUT resets, PATCH changes what it names, bounds are c
                Equals("Empty PATCH request."));
 
     VmResources resources;
-    CHECK(resources.to_json()["machine-config"] ==
-          parse_json(R"({"vcpu_count":1,"mem_size_mib":128,"smt":false,"track_dirty_pages":false,"huge_pages":"None"})"));
+    CHECK(
+        resources.to_json()["machine-config"] ==
+        parse_json(R"({"vcpu_count":1,"mem_size_mib":128,"smt":false,"track_dirty_pages":false,"huge_pages":"None"})"));
     CHECK_THAT(resource_error([&] { resources.set_machine_config({.vcpu_count = 0}); }),
                Contains("The number of vCPUs must be greater than 0"));
-    CHECK_THAT(resource_error([&] { resources.set_machine_config({.vcpu_count = 255}); }),
-               Contains("at most 254"));
+    CHECK_THAT(resource_error([&] { resources.set_machine_config({.vcpu_count = 255}); }), Contains("at most 254"));
     CHECK_THAT(resource_error([&] { resources.set_machine_config({.mem_size_mib = 0}); }),
                Contains("The memory size (MiB) must be at least 16"));
     CHECK_THAT(resource_error([&] { resources.set_machine_config({.smt = true}); }), Contains("SMT"));
