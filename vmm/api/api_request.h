@@ -18,7 +18,7 @@ namespace keel::api {
 // What goes back on the socket.
 struct ApiResponse {
     int status = 204;
-    std::string body;  // empty for 204
+    std::string body{};  // empty for 204
     std::string content_type = "application/json";
 };
 

@@ -12,7 +12,7 @@ namespace keel::api {
 
 // The largest config file keel reads. Firecracker's own cap is far higher, but
 // a VM with every device keel has is a few KiB.
-inline constexpr size_t kMaxConfigFileBytes = 1024 * 1024;
+inline constexpr size_t kMaxConfigFileBytes = size_t{1024} * 1024;
 
 // Parses config file text. `boot-source` and `drives` are required, as in
 // Firecracker; unknown top-level keys are ignored as Firecracker does, but a
