@@ -231,7 +231,7 @@ TEST_CASE("vCPU sets the MADT cannot describe are refused", "[acpi]") {
     CHECK_THROWS_WITH(write_acpi_tables(mem, AcpiConfig{{0, 3, 3}, {}}), Catch::Contains("listed twice"));
 }
 
-TEST_CASE("the DSDT holds \\_S5_, COM1 and the i8042", "[acpi]") {
+TEST_CASE("the DSDT holds _S5_, COM1 and the i8042", "[acpi]") {
     const auto [mem, layout] = write_tables(dense_ids(1));
     const auto dsdt = read_table(mem, layout.dsdt);
     CHECK(read_at<SdtHeader>(dsdt, 0).revision == 2);
@@ -244,7 +244,7 @@ TEST_CASE("the DSDT holds \\_S5_, COM1 and the i8042", "[acpi]") {
     CHECK(std::search(dsdt.begin(), dsdt.end(), pnp0501.begin(), pnp0501.end()) != dsdt.end());
 }
 
-TEST_CASE("devices passed in are described in \\_SB", "[acpi]") {
+TEST_CASE("devices passed in are described in _SB", "[acpi]") {
     const auto plain = write_tables(dense_ids(1));
     const auto with_virtio =
         write_tables(dense_ids(1), {virtio_mmio_device(0, kVirtioMmioStart, kVirtioMmioStride, kFirstDeviceIrq),

@@ -74,7 +74,7 @@ TEST_CASE("bad command lines are one-line errors with exit status 2", "[cli]") {
     }
 }
 
-TEST_CASE("--config-file describes the VM; --transport, --stats and --log-level still apply", "[cli]") {
+TEST_CASE("a config file describes the VM, and --transport, --stats and --log-level still apply", "[cli]") {
     const std::string dir = "/tmp/keel-cli-test-" + std::to_string(::getpid());
     std::filesystem::create_directories(dir);
     std::ofstream(dir + "/vmlinux") << "k";

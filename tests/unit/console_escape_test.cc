@@ -33,7 +33,7 @@ TEST_CASE("the escape survives a read boundary", "[console]") {
     CHECK(feed(escape, "x").action == ConsoleEscape::Action::Quit);
 }
 
-TEST_CASE("Ctrl-A Ctrl-A sends one Ctrl-A; Ctrl-A h asks for help", "[console]") {
+TEST_CASE("Ctrl-A Ctrl-A sends one Ctrl-A, Ctrl-A h asks for help", "[console]") {
     ConsoleEscape escape;
     const auto r = feed(escape, "\x01\x01z\x01h");
     CHECK(as_text(r.to_guest) == "\x01z");

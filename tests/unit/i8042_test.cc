@@ -85,7 +85,7 @@ TEST_CASE("i8042 reset pulse requests one reboot however often it is sent", "[i8
     CHECK(kbc.lifecycle.requests[0] == VmExitRequest::Reboot);
 }
 
-TEST_CASE("i8042 output-port write with the reset bit low reboots; pulses of other bits do not", "[i8042][legacy]") {
+TEST_CASE("i8042 output-port write with the reset bit low reboots, pulses of other bits do not", "[i8042][legacy]") {
     I8042Fixture kbc;
     kbc.command(0xd1);
     kbc.write_data(0xdf);  // A20 on, reset line high: what bootloaders write

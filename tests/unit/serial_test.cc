@@ -85,7 +85,7 @@ TEST_CASE("bytes written to THR reach the output sink and are counted", "[serial
     CHECK((uart.in(UART_LSR) & (UART_LSR_THRE | UART_LSR_TEMT)) == (UART_LSR_THRE | UART_LSR_TEMT));
 }
 
-TEST_CASE("enabling ETBEI with THR empty raises the THRE interrupt; reading IIR clears it", "[serial][legacy]") {
+TEST_CASE("enabling ETBEI with THR empty raises the THRE interrupt, reading IIR clears it", "[serial][legacy]") {
     UartFixture uart;
     uart.out(UART_IER, UART_IER_THRI);
     CHECK(uart.irq->count == 1);

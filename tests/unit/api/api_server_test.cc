@@ -156,7 +156,7 @@ TEST_CASE("Connection: close, HTTP/1.0 and a half-closed client end the connecti
     CHECK(closed_by_peer(c));
 }
 
-TEST_CASE("beyond the connection limit a client gets a 503; the others keep working", "[api][server]") {
+TEST_CASE("beyond the connection limit a client gets a 503, the others keep working", "[api][server]") {
     const auto path = socket_path("limit");
     const ApiServer server(path, {.max_connections = 2}, echo);
     const auto a = connect_to(path);

@@ -75,7 +75,7 @@ TEST_CASE("a client that expects 100-continue is told so once its headers are in
     CHECK(error_of("PUT / HTTP/1.1\r\nExpect: something\r\n\r\n").find("Expect") != std::string::npos);
 }
 
-TEST_CASE("the absolute form of a target is reduced to its path; leading empty lines are skipped", "[api][http]") {
+TEST_CASE("the absolute form of a target is reduced to its path, leading empty lines are skipped", "[api][http]") {
     std::string buffer = "\r\n\r\nGET http://localhost/machine-config HTTP/1.1\r\n\r\n";
     CHECK(take_complete(buffer).path == "/machine-config");
     buffer = "GET http://localhost HTTP/1.1\r\n\r\n";

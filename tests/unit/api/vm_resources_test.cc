@@ -71,7 +71,7 @@ TEST_CASE("boot-source: Firecracker's fields, the kernel must open", "[api][reso
                Equals("Start microvm error: Cannot start microvm without kernel configuration."));
 }
 
-TEST_CASE("drives: one root drive, first in line; replace by id; what keel lacks is refused", "[api][resources]") {
+TEST_CASE("drives: one root drive, first in line, replace by id, what keel lacks is refused", "[api][resources]") {
     const ScratchFile kernel("k"), root("root.ext4"), data("data.img");
     CHECK_THAT(body_error(R"({"drive_id": "d", "path_on_host": "p"})", parse_drive),
                Equals("missing field `is_root_device`"));

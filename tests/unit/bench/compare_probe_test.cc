@@ -89,7 +89,7 @@ TEST_CASE("QEMU's guest RAM is found the same way and its overhead is much large
     CHECK(keel.overhead().rss_kib < qemu.overhead().rss_kib);
 }
 
-TEST_CASE("a guest larger than any mapping has no guest RAM; odd smaps text is skipped", "[bench][smaps]") {
+TEST_CASE("a guest larger than any mapping has no guest RAM, odd smaps text is skipped", "[bench][smaps]") {
     CHECK(guest_ram_mappings(fixture("keel.smaps"), uint64_t{64} << 30).empty());
     const std::string odd =
         "zzzz-1000 rw-p 00000000 00:00 0\n"          // not hex
@@ -211,7 +211,7 @@ TEST_CASE("the payload's children count, also when their calls come before the p
     CHECK(summary.all_calls.at("exit_group") == 3);
 }
 
-TEST_CASE("no matching call: no window; a cycle of creators does not loop", "[bench][strace]") {
+TEST_CASE("no matching call: no window, a cycle of creators does not loop", "[bench][strace]") {
     const std::string text =
         "1 clone(flags=SIGCHLD) = 2\n"
         "2 clone(flags=SIGCHLD) = 1\n"

@@ -77,7 +77,7 @@ TEST_CASE("the density report gives rates and memory per instance", "[bench][den
     CHECK(json["per_instance_kib"]["mem_available_drop"].get<double>() == Approx(110000));
 }
 
-TEST_CASE("a container density report has no guest RAM; a missing MemAvailable is null", "[bench][density]") {
+TEST_CASE("a container density report has no guest RAM, a missing MemAvailable is null", "[bench][density]") {
     const auto setup = setup_for_tests(kCrun);
     auto result = result_for_tests(kCrun);
     result.mem_available_drop_kib.reset();

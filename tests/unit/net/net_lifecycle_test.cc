@@ -41,7 +41,7 @@ private:
 
 }  // namespace
 
-TEST_CASE("Activation subscribes the queues, the retry timer and the first backend fd; reset removes all",
+TEST_CASE("Activation subscribes the queues, the retry timer and the first backend fd, reset removes all",
           "[net][lifecycle]") {
     NetRig rig;
     REQUIRE(rig.activate(kBasicNet | net_feature(VIRTIO_NET_F_GUEST_CSUM)));
@@ -142,7 +142,7 @@ TEST_CASE("Without MQ negotiated a multiqueue device uses one pair and queue 2 f
     CHECK(rig.device().active_queue_pairs() == 1);
 }
 
-TEST_CASE("With MQ only the first pair receives until VQ_PAIRS_SET; transmit queues always work", "[net][mq]") {
+TEST_CASE("With MQ only the first pair receives until VQ_PAIRS_SET, transmit queues always work", "[net][mq]") {
     NetRig rig(3);
     REQUIRE(rig.activate(kMergeable | net_feature(VIRTIO_NET_F_MQ)));
     CHECK(rig.ctrlq() == 6);

@@ -176,7 +176,7 @@ TEST_CASE("Without MRG_RXBUF a buffer too small for the frame drops the frame, n
     CHECK_FALSE(rig.notifier.needs_reset());
 }
 
-TEST_CASE("Without receive buffers the device stops reading; a kick delivers everything in order", "[net][rx]") {
+TEST_CASE("Without receive buffers the device stops reading, a kick delivers everything in order", "[net][rx]") {
     NetRig rig;
     REQUIRE(rig.activate(kBasicNet));
     for (uint8_t i = 0; i < 5; ++i) rig.tap_send(packet(300, i));
@@ -250,7 +250,7 @@ TEST_CASE("A frame larger than the driver's whole ring is dropped and its buffer
     CHECK(received(rig, used) == with_num_buffers(packet(50, 2), 1));
 }
 
-TEST_CASE("Receive chains that cannot hold a frame are returned unused; the frame takes the next", "[net][rx]") {
+TEST_CASE("Receive chains that cannot hold a frame are returned unused, the frame takes the next", "[net][rx]") {
     NetRig rig;
     const bool mergeable = GENERATE(false, true);
     REQUIRE(rig.activate(mergeable ? kMergeable : kBasicNet));

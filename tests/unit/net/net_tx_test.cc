@@ -108,7 +108,7 @@ TEST_CASE("Zero-length descriptors inside a transmit chain are skipped", "[net][
     CHECK(*sent == message);
 }
 
-TEST_CASE("The largest frame is sent; anything that is not a frame is refused without stopping the device",
+TEST_CASE("The largest frame is sent, anything that is not a frame is refused without stopping the device",
           "[net][tx]") {
     NetRig rig;
     REQUIRE(rig.activate(kBasicNet));
@@ -205,7 +205,7 @@ TEST_CASE("Transmit serves a bounded batch per wakeup and comes back for the res
     }
 }
 
-TEST_CASE("A full backend delays a frame; it goes out once there is room, in order", "[net][tx]") {
+TEST_CASE("A full backend delays a frame, it goes out once there is room, in order", "[net][tx]") {
     NetRig rig;
     shrink_send_buffer(rig.backend_fd());
     REQUIRE(rig.activate(kBasicNet));

@@ -70,7 +70,7 @@ TEST_CASE("a TAP keel creates gets one fd per queue pair and reports its offload
     CHECK(tap->set_offloads(0));
 }
 
-TEST_CASE("queues of a multi-queue TAP detach and attach again; queue 0 stays", "[net][tap]") {
+TEST_CASE("queues of a multi-queue TAP detach and attach again, queue 0 stays", "[net][tap]") {
     if (!may_create_taps()) {
         WARN("cannot create TAP devices here (no /dev/net/tun or no CAP_NET_ADMIN): skipped");
         return;

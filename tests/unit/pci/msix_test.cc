@@ -156,7 +156,7 @@ TEST_CASE("the function mask holds every vector pending until it is cleared", "[
     CHECK(f.pba() == 0);
 }
 
-TEST_CASE("a message change reconfigures the sink; an identical rewrite does not", "[pci][msix]") {
+TEST_CASE("a message change reconfigures the sink, an identical rewrite does not", "[pci][msix]") {
     Fixture f;
     f.write_control(PCI_MSIX_FLAGS_ENABLE);
     f.write_entry(0, 0xfee0'0000, 0x30, 0);

@@ -193,7 +193,7 @@ TEST_CASE("A configuration change bumps ConfigGeneration and raises interrupt bi
     CHECK(h.irq->count == 1);
 }
 
-TEST_CASE("Notifications before the driver acks make one edge; after the ack, a new one", "[virtio][mmio]") {
+TEST_CASE("Notifications before the driver acks make one edge, after the ack, a new one", "[virtio][mmio]") {
     Harness h;
     h.transport.signal_used_queue(0);
     h.transport.signal_used_queue(1);  // bit 0 still set: the handler to come sees both
