@@ -91,24 +91,30 @@ std::string describe_stuck_process(pid_t pid) {
 // emulated sandbox; a keel stuck inside the kernel gets SIGKILL after it.
 constexpr auto kTerminateGrace = std::chrono::seconds(15);
 
+// Waits up to `timeout_ms` for output on the child's stdout and stderr and
+// appends what is there; a pipe at EOF (or broken) is marked closed.
+void read_ready_output(int out_fd, int err_fd, bool& out_open, bool& err_open, ProcessResult& result, int timeout_ms) {
+    pollfd fds[2] = {{out_open ? out_fd : -1, POLLIN, 0}, {err_open ? err_fd : -1, POLLIN, 0}};
+    poll(fds, 2, timeout_ms);
+    char buf[65536];
+    for (int i = 0; i < 2; ++i) {
+        if (fds[i].revents == 0) continue;
+        const ssize_t n = read(fds[i].fd, buf, sizeof buf);
+        if (n > 0) {
+            (i == 0 ? result.out : result.err).append(buf, static_cast<size_t>(n));
+        } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+            (i == 0 ? out_open : err_open) = false;
+        }
+    }
+}
+
 // Keeps reading the child's output after SIGTERM until it exits (left for the
 // caller to reap) or `grace` passes.
-void drain_until_exit(pid_t pid, int out_fd, int err_fd, ProcessResult& result, std::chrono::seconds grace) {
+void drain_until_exit(pid_t pid, int out_fd, int err_fd, bool& out_open, bool& err_open, ProcessResult& result,
+                      std::chrono::seconds grace) {
     const auto deadline = std::chrono::steady_clock::now() + grace;
-    bool out_open = true, err_open = true;
     while ((out_open || err_open) && std::chrono::steady_clock::now() < deadline) {
-        pollfd fds[2] = {{out_open ? out_fd : -1, POLLIN, 0}, {err_open ? err_fd : -1, POLLIN, 0}};
-        poll(fds, 2, 200);
-        char buf[65536];
-        for (int i = 0; i < 2; ++i) {
-            if (fds[i].revents == 0) continue;
-            const ssize_t n = read(fds[i].fd, buf, sizeof buf);
-            if (n > 0) {
-                (i == 0 ? result.out : result.err).append(buf, static_cast<size_t>(n));
-            } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-                (i == 0 ? out_open : err_open) = false;
-            }
-        }
+        read_ready_output(out_fd, err_fd, out_open, err_open, result, 200);
         siginfo_t exited{};
         if (waitid(P_PID, static_cast<id_t>(pid), &exited, WEXITED | WNOHANG | WNOWAIT) == 0 && exited.si_pid == pid) {
             return;  // reaped by the caller
@@ -163,22 +169,12 @@ ProcessResult run_process(const std::vector<std::string>& argv, const ProcessOpt
             // SIGTERM first: keel then stops its vCPUs and writes --stats-json,
             // whose per-vCPU rip and KVM exit counts say where a guest was stuck.
             kill(pid, SIGTERM);
-            drain_until_exit(pid, out_pipe[0], err_pipe[0], result, kTerminateGrace);
+            drain_until_exit(pid, out_pipe[0], err_pipe[0], out_open, err_open, result, kTerminateGrace);
             kill(pid, SIGKILL);
             break;
         }
-        pollfd fds[2] = {{out_open ? out_pipe[0] : -1, POLLIN, 0}, {err_open ? err_pipe[0] : -1, POLLIN, 0}};
-        poll(fds, 2, static_cast<int>(std::min<long>(left.count(), 1000)));
-        char buf[65536];
-        for (int i = 0; i < 2; ++i) {
-            if (fds[i].revents == 0) continue;
-            const ssize_t n = read(fds[i].fd, buf, sizeof buf);
-            if (n > 0) {
-                (i == 0 ? result.out : result.err).append(buf, static_cast<size_t>(n));
-            } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-                (i == 0 ? out_open : err_open) = false;
-            }
-        }
+        read_ready_output(out_pipe[0], err_pipe[0], out_open, err_open, result,
+                          static_cast<int>(std::min<long>(left.count(), 1000)));
         while (script_step < options.script.size() &&
                result.out.find(options.script[script_step].first) != std::string::npos) {
             send(options.script[script_step].second);
