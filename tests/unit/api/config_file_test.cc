@@ -7,22 +7,15 @@
 #include <fstream>
 
 #include "common/error.h"
+#include "scratch_file.h"
 
 using namespace keel;
 using namespace keel::api;
 using Catch::Matchers::Contains;
 using Catch::Matchers::Equals;
+using keel::test::ScratchFile;
 
 namespace {
-
-struct ScratchFile {
-    std::string path;
-    ScratchFile(const std::string& name, const std::string& text)
-        : path("/tmp/keel-config-test-" + std::to_string(::getpid()) + "-" + name) {
-        std::ofstream(path) << text;
-    }
-    ~ScratchFile() { std::remove(path.c_str()); }
-};
 
 std::string config_error(const std::string& text) {
     try {

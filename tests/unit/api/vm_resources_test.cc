@@ -7,23 +7,15 @@
 #include <fstream>
 
 #include "api/json_body.h"
+#include "scratch_file.h"
 
 using namespace keel;
 using namespace keel::api;
 using Catch::Matchers::Contains;
 using Catch::Matchers::Equals;
+using keel::test::ScratchFile;
 
 namespace {
-
-// A file that exists for as long as the test runs.
-struct ScratchFile {
-    std::string path;
-    explicit ScratchFile(const std::string& name)
-        : path("/tmp/keel-api-test-" + std::to_string(::getpid()) + "-" + name) {
-        std::ofstream(path) << "x";
-    }
-    ~ScratchFile() { std::remove(path.c_str()); }
-};
 
 template <class Parse>
 std::string body_error(const std::string& text, Parse parse) {
