@@ -66,15 +66,34 @@ void Machine::start_vcpu_threads() {
     pthread_sigmask(SIG_SETMASK, &previous, nullptr);
 }
 
-void Machine::stop_vcpu_threads() {
-    if (m_threads.empty()) return;
-    if (!m_stop.stopping()) m_stop.stop(StopReason::Signal, "keel is shutting down");
-    // A vCPU may sit in KVM_RUN (halted, waiting for an interrupt) for ever:
-    // immediate_exit covers a vCPU about to enter, the signal one inside.
+bool Machine::pause(std::chrono::milliseconds timeout) {
+    if (m_pause.pause_requested()) return true;
+    m_pause.request_pause();
+    kick_vcpus();
+    if (m_pause.wait_until_parked(timeout)) return true;
+    m_pause.resume();
+    return false;
+}
+
+void Machine::resume() {
+    if (!m_pause.pause_requested()) return;
+    m_pause.resume();
+}
+
+// immediate_exit covers a vCPU about to enter KVM_RUN, the signal one inside
+// (halted, waiting for an interrupt, possibly for ever).
+void Machine::kick_vcpus() {
     for (size_t i = 0; i < m_threads.size(); ++i) {
         m_runners[i]->request_immediate_exit();
         pthread_kill(m_threads[i].native_handle(), vcpu_kick_signal());
     }
+}
+
+void Machine::stop_vcpu_threads() {
+    if (m_threads.empty()) return;
+    if (!m_stop.stopping()) m_stop.stop(StopReason::Signal, "keel is shutting down");
+    m_pause.release_all();
+    kick_vcpus();
     for (auto& t : m_threads) t.join();
     m_threads.clear();
 }

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <string>
 #include <memory>
@@ -10,6 +11,7 @@
 
 #include "bus/bus.h"
 #include "core/event_loop.h"
+#include "core/pause_gate.h"
 #include "core/stop_controller.h"
 #include "core/vcpu_runner.h"
 #include "core/virtio_placement.h"
@@ -56,6 +58,14 @@ public:
 
     [[nodiscard]] VmStats& stats() { return m_stats; }
 
+    // From the event-loop thread while run() runs. pause() returns once every
+    // vCPU is parked outside KVM_RUN (false if one did not within `timeout`:
+    // the pause is then undone); devices keep being served. Both are
+    // idempotent.
+    [[nodiscard]] bool pause(std::chrono::milliseconds timeout);
+    void resume();
+    [[nodiscard]] bool paused() const { return m_pause.pause_requested(); }
+
 private:
     explicit Machine(const VmConfig& config);
 
@@ -76,6 +86,7 @@ private:
     void collect_device_stats();
 
     void start_vcpu_threads();
+    void kick_vcpus();
     void stop_vcpu_threads();
     void collect_stats();
     [[nodiscard]] int exit_status() const;
@@ -110,6 +121,7 @@ private:
     // The transports (each owns its device's MSI-X vectors, for PCI).
     std::vector<std::shared_ptr<virtio::VirtioMmioTransport>> m_mmio_transports;
     std::vector<std::shared_ptr<virtio::VirtioPciTransport>> m_pci_transports;
+    PauseGate m_pause{m_config.vcpus};
     std::vector<std::unique_ptr<VcpuRunner>> m_runners;
     std::vector<std::thread> m_threads;
     std::atomic<uint64_t> m_first_run_ns{0};

@@ -166,8 +166,8 @@ void Machine::create_vcpus() {
             vcpu.set_fpu(x86::boot_fpu());
         }
         // MP state stays KVM's default: vCPU 0 runnable, the others waiting for INIT/SIPI.
-        m_runners.push_back(std::make_unique<VcpuRunner>(std::move(vcpu), m_pio, m_mmio, m_stop, m_first_run_ns,
-                                                         m_config.stats_requested()));
+        m_runners.push_back(std::make_unique<VcpuRunner>(std::move(vcpu), m_pio, m_mmio, m_stop, m_pause,
+                                                         m_first_run_ns, m_config.stats_requested()));
     }
     m_stats.vcpus = m_config.vcpus;
     m_stats.phase("vCPUs ready");

@@ -28,12 +28,13 @@ void install_vcpu_kick_signal() {
     sigaction(vcpu_kick_signal(), &action, nullptr);
 }
 
-VcpuRunner::VcpuRunner(Vcpu vcpu, const Bus& pio, const Bus& mmio, StopSink& stop_sink,
+VcpuRunner::VcpuRunner(Vcpu vcpu, const Bus& pio, const Bus& mmio, StopSink& stop_sink, PauseGate& pause,
                        std::atomic<uint64_t>& first_run_ns, bool record_state_at_stop)
     : m_vcpu(std::move(vcpu)),
       m_pio(pio),
       m_mmio(mmio),
       m_stop(stop_sink),
+      m_pause(pause),
       m_first_run_ns(first_run_ns),
       m_record_state_at_stop(record_state_at_stop) {}
 
@@ -60,6 +61,8 @@ void VcpuRunner::run_until_stopped() {
     uint64_t expected = 0;
     m_first_run_ns.compare_exchange_strong(expected, monotonic_ns());
     while (!m_stop.stopping()) {
+        // A pause parks this thread here, between exits, never inside KVM_RUN.
+        if (m_pause.park_if_paused([this] { (void)m_vcpu.kvmclock_ctrl(); })) continue;
         const int err = m_vcpu.run();
         if (err == EINTR || err == EAGAIN) {
             m_vcpu.run_state().immediate_exit = 0;

@@ -7,6 +7,7 @@
 
 #include "bus/bus.h"
 #include "core/exit_counters.h"
+#include "core/pause_gate.h"
 #include "kvm/vcpu.h"
 
 namespace keel {
@@ -28,8 +29,8 @@ class VcpuRunner {
 public:
     // `record_state_at_stop`: read KVM's counters and the registers when the
     // VM stops (for --stats); without it the thread ends without those syscalls.
-    VcpuRunner(Vcpu vcpu, const Bus& pio, const Bus& mmio, StopSink& stop_sink, std::atomic<uint64_t>& first_run_ns,
-               bool record_state_at_stop);
+    VcpuRunner(Vcpu vcpu, const Bus& pio, const Bus& mmio, StopSink& stop_sink, PauseGate& pause,
+               std::atomic<uint64_t>& first_run_ns, bool record_state_at_stop);
 
     void run();  // thread body; returns when the VM stops
     // Makes a running or about-to-run KVM_RUN return (from any thread); the
@@ -62,6 +63,7 @@ private:
     const Bus& m_pio;
     const Bus& m_mmio;
     StopSink& m_stop;
+    PauseGate& m_pause;
     std::atomic<uint64_t>& m_first_run_ns;
     bool m_record_state_at_stop;
     ExitCounters m_counters;

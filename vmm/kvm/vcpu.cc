@@ -35,6 +35,8 @@ int Vcpu::run() const {
     return ::ioctl(m_fd.get(), KVM_RUN, 0) < 0 ? errno : 0;
 }
 
+int Vcpu::kvmclock_ctrl() const { return ::ioctl(m_fd.get(), KVM_KVMCLOCK_CTRL, 0) < 0 ? errno : 0; }
+
 void Vcpu::set_cpuid(std::span<const kvm_cpuid_entry2> entries) const {
     std::vector<uint8_t> buffer(sizeof(kvm_cpuid2) + entries.size_bytes());
     auto* cpuid = reinterpret_cast<kvm_cpuid2*>(buffer.data());

@@ -36,6 +36,10 @@ public:
     [[nodiscard]] kvm_lapic_state get_lapic() const;
     void set_lapic(const kvm_lapic_state& lapic) const;
     void set_mp_state(uint32_t state) const;
+    // KVM_KVMCLOCK_CTRL: tells a guest with kvmclock that it was stopped, so
+    // its watchdogs do not report the pause as a lockup. Returns the errno
+    // (EINVAL when the guest has no kvmclock, which is fine).
+    [[nodiscard]] int kvmclock_ctrl() const;
     [[nodiscard]] int fd() const { return m_fd.get(); }
 
 private:
