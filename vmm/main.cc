@@ -13,6 +13,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "api/api_session.h"
 #include "cli/cli.h"
 #include "common/error.h"
 #include "core/machine.h"
@@ -21,7 +22,9 @@ namespace {
 
 void setup_logging(const keel::LogSettings& settings) {
     // Logs go to stderr (stdout is the guest's console), or to a config
-    // file's logger.log_path, appended to like Firecracker's.
+    // file's logger.log_path, appended to like Firecracker's. PUT /logger
+    // sets them up again.
+    spdlog::drop("keel");
     std::shared_ptr<spdlog::logger> logger;
     if (settings.path.empty()) {
         logger = spdlog::stderr_color_mt("keel");
@@ -49,16 +52,37 @@ void report(keel::Machine& machine, const keel::VmConfig& config) {
     }
 }
 
-int run(const keel::CliOutcome& cli) {
-    setup_logging(cli.log);
-    auto machine = keel::Machine::create(cli.config);
-    const int status = machine->run();
-    report(*machine, cli.config);
-    const auto& stats = machine->stats();
+int finish(keel::Machine& machine, const keel::VmConfig& config, int status) {
+    report(machine, config);
+    const auto& stats = machine.stats();
     if (stats.stop_reason == "error") {
         std::fprintf(stderr, "error: %s\n", stats.stop_detail.c_str());
     }
     return status;
+}
+
+int run(const keel::CliOutcome& cli) {
+    setup_logging(cli.log);
+    auto machine = keel::Machine::create(cli.config);
+    const int status = machine->run();
+    return finish(*machine, cli.config, status);
+}
+
+int run_with_api(const keel::CliOutcome& cli) {
+    setup_logging(cli.log);
+    keel::api::VmControllerOptions options{.command_line = cli.config};
+    options.configure_logger = [log = cli.log](const keel::api::LoggerConfig& logger) mutable {
+        keel::apply_logger_config(logger, false, log);
+        setup_logging(log);
+    };
+    keel::api::ApiSession session(cli.api_socket, cli.resources, std::move(options));
+    if (cli.vm_given) {
+        session.start_now();
+    } else if (!session.wait_for_instance_start()) {
+        return session.exit_status_after_signal();
+    }
+    const int status = session.run();
+    return finish(session.machine(), session.vm_config(), status);
 }
 
 // `keel bench ...` is keel-bench's: it sits next to keel (see bench_main.cc).
@@ -87,7 +111,7 @@ int main(int argc, char** argv) {
     }
     try {
         if (cli.command == keel::CliCommand::Bench) return exec_bench(cli.bench_args);
-        return run(cli);
+        return cli.api_socket.empty() ? run(cli) : run_with_api(cli);
     } catch (const keel::Error& e) {
         std::fprintf(stderr, "error: %s\n", e.what());
     } catch (const std::exception& e) {

@@ -68,6 +68,20 @@ drain_console() {
 }
 fact() { echo "KEEL-TEST $1=$2"; }
 
+# Ctrl-Alt-Del (keel's PUT /actions SendCtrlAltDel, pressed on the i8042
+# keyboard) is init's to handle, as on any distribution: with ctrl-alt-del at 0
+# the kernel sends PID 1 SIGINT instead of rebooting on the spot. This init
+# reports it and powers off cleanly. The trap runs between commands, so every
+# long wait below is `sleep & wait`, which a trapped signal interrupts.
+on_ctrl_alt_del() {
+    fact ctrl-alt-del received
+    drain_console
+    sync
+    poweroff -f
+}
+echo 0 >/proc/sys/kernel/ctrl-alt-del 2>/dev/null
+trap on_ctrl_alt_del INT
+
 # Value of a keel.* parameter from /proc/cmdline (dotted parameters never
 # reach init's environment: the kernel takes them for module options).
 cmdline_param() {
@@ -216,7 +230,7 @@ fi
 # --- 6. keel.action=poweroff|reboot|shell|panic (default poweroff)
 action=$(cmdline_param keel.action) || action=poweroff
 case $action in
-    poweroff|reboot|shell|panic) ;;
+    poweroff|reboot|shell|panic|tick) ;;
     *) log "unknown keel.action '$action', powering off"; action=poweroff ;;
 esac
 fact action "$action"
@@ -231,9 +245,19 @@ case $action in
     reboot) reboot -f ;;
     panic) echo c >/proc/sysrq-trigger ;;
     poweroff) poweroff -f ;;
+    tick)
+        # A clock the host can watch: one line per second of guest time,
+        # until Ctrl-Alt-Del or the host stops the VM.
+        tick=0
+        while :; do
+            tick=$((tick + 1))
+            fact tick "$tick"
+            sleep 1 &
+            wait $!
+        done ;;
 esac
 
 # Still here: the platform ignored the request (e.g. no ACPI power-off).
 log "$action did not stop the machine; halting"
 drain_console
-while :; do sleep 3600; done
+while :; do sleep 3600 & wait $!; done

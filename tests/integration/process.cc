@@ -143,6 +143,7 @@ ProcessResult run_process(const std::vector<std::string>& argv, const ProcessOpt
     close(in_pipe[0]);
     close(out_pipe[1]);
     close(err_pipe[1]);
+    if (options.started) options.started(pid);
     signal(SIGPIPE, SIG_IGN);
     set_nonblocking(out_pipe[0]);
     set_nonblocking(err_pipe[0]);

@@ -4,6 +4,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <sys/types.h>
 #include <vector>
 
 namespace keel::test {
@@ -35,6 +36,9 @@ struct ProcessOptions {
     // once a second: tests start host-side work when a guest marker appears.
     // Must return at once (run anything slow on a thread of its own).
     std::function<void(const std::string& out)> watch;
+    // run_process only: called with the child's pid once it is started (a
+    // test that signals keel itself, e.g. SIGTERM from its client thread).
+    std::function<void(pid_t pid)> started;
 };
 
 ProcessResult run_process(const std::vector<std::string>& argv, const ProcessOptions& options = {});

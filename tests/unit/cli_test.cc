@@ -69,7 +69,12 @@ TEST_CASE("bad command lines are one-line errors with exit status 2", "[cli]") {
              {"run", "--config-file", "/nonexistent/vm.json"},
              {"run", "--config-file", "vm.json", "--kernel", "bz"},
              {"run", "--config-file", "vm.json", "--disk", "path=d"},
-             {"run", "--config-file"}}) {
+             {"run", "--config-file"},
+             {"run", "--no-api"},
+             {"run", "--no-api", "--kernel", "bz"},
+             {"run", "--api-sock", "s", "--cpus", "2"},
+             {"--no-api", "--api-sock", "s", "--config-file", "vm.json"},
+             {"run", "--api-sock"}}) {
         check_one_line_usage_error(parse_command_line(args));
     }
 }
@@ -93,12 +98,44 @@ TEST_CASE("a config file describes the VM, and --transport, --stats and --log-le
     CHECK(out.config.stats_json_path == "s.json");
     CHECK(out.log.level == "debug");
     CHECK_FALSE(out.log.show_level);
+    // Firecracker's one-shot form.
+    const auto one_shot = parse_command_line({"--no-api", "--config-file", dir + "/vm.json"});
+    REQUIRE(one_shot.command == CliCommand::Run);
+    CHECK(one_shot.vm_given);
+    CHECK(one_shot.api_socket.empty());
+    CHECK(one_shot.config.vcpus == 2);
     const auto quiet = parse_command_line({"run", "--config-file", dir + "/vm.json", "--log-level", "error"});
     CHECK(quiet.log.level == "error");  // the command line wins over the file
     std::ofstream(dir + "/metrics.json") << R"({"boot-source": {"kernel_image_path": ")" << dir
                                          << R"(/vmlinux"}, "drives": [], "metrics": {"metrics_path": "m.json"}})";
     check_one_line_usage_error(parse_command_line({"run", "--config-file", dir + "/metrics.json"}));
     std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("the API socket option alone waits for the API, with a VM it serves the API beside it", "[cli]") {
+    // Firecracker's own command line means keel run.
+    const auto waiting = parse_command_line({"--api-sock", "/run/keel.sock", "--transport", "mmio"});
+    INFO(waiting.message);
+    REQUIRE(waiting.command == CliCommand::Run);
+    CHECK(waiting.api_socket == "/run/keel.sock");
+    CHECK_FALSE(waiting.vm_given);
+    CHECK(waiting.config.transport == VirtioTransportKind::Mmio);
+    CHECK(parse_command_line({"--api-sock=/run/keel.sock"}).api_socket == "/run/keel.sock");
+
+    const auto with_vm = parse_command_line(
+        {"run", "--api-sock", "a.sock", "--kernel", "bz", "--cpus", "2", "--disk", "path=d.img,readonly=on"});
+    INFO(with_vm.message);
+    REQUIRE(with_vm.command == CliCommand::Run);
+    CHECK(with_vm.vm_given);
+    // GET /vm/config shows the command line's VM.
+    const auto described = with_vm.resources.to_json();
+    CHECK(described["boot-source"]["kernel_image_path"] == "bz");
+    CHECK(described["machine-config"]["vcpu_count"] == 2);
+    CHECK(described["drives"][0]["drive_id"] == "drive0");
+    CHECK(described["drives"][0]["is_read_only"] == true);
+
+    const auto plain = parse_command_line({"run", "--kernel", "bz"});
+    CHECK(plain.api_socket.empty());
 }
 
 TEST_CASE("version and help requests exit 0 with text on stdout", "[cli]") {

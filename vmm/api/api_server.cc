@@ -1,6 +1,8 @@
 #include "api/api_server.h"
 
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -115,7 +117,17 @@ ApiServer::ApiServer(std::string socket_path, ApiServerLimits limits, Dispatch d
         ::unlink(m_path.c_str());
         throw_errno("eventfd for the API server", error);
     }
-    m_thread = std::thread([this] { serve(); });
+    // The thread takes no signals: SIGINT/SIGTERM/SIGHUP belong to the VMM
+    // thread's signalfd (blocked there later), and a signal's default action
+    // taken here would end keel without removing the socket.
+    sigset_t all, previous;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &previous);
+    m_thread = std::thread([this] {
+        pthread_setname_np(pthread_self(), "keel-api");
+        serve();
+    });
+    pthread_sigmask(SIG_SETMASK, &previous, nullptr);
 }
 
 ApiServer::~ApiServer() {

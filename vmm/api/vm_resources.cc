@@ -300,6 +300,34 @@ void VmResources::set_metrics(MetricsConfig metrics) {
     m_metrics = std::move(metrics);
 }
 
+VmResources VmResources::describe(const VmConfig& config) {
+    VmResources resources;
+    resources.m_boot_source = BootSource{.kernel_image_path = config.kernel_path,
+                                         .initrd_path = config.initrd_path.empty()
+                                                            ? std::nullopt
+                                                            : std::optional<std::string>(config.initrd_path),
+                                         .boot_args = config.cmdline};
+    for (size_t i = 0; i < config.disks.size(); ++i) {
+        const auto& disk = config.disks[i];
+        resources.m_drives.push_back(Drive{.drive_id = disk.id.empty() ? "drive" + std::to_string(i) : disk.id,
+                                           .is_read_only = disk.read_only(),
+                                           .path_on_host = disk.path,
+                                           .io_engine = disk.io == block::DiskIoEngine::Uring ? IoEngine::Async
+                                                                                              : IoEngine::Sync});
+    }
+    for (size_t i = 0; i < config.nets.size(); ++i) {
+        const auto& nic = config.nets[i];
+        resources.m_nics.push_back(NetworkInterface{
+            .iface_id = nic.id.empty() ? "net" + std::to_string(i) : nic.id,
+            .host_dev_name = nic.uses_fd() ? "fd:" + std::to_string(nic.tap_fd) : nic.tap_name,
+            .guest_mac = nic.mac ? std::optional<std::string>(net::format_mac(*nic.mac)) : std::nullopt});
+    }
+    resources.m_machine.vcpu_count = config.vcpus;
+    resources.m_machine.mem_size_mib = config.memory_bytes / MiB;
+    resources.m_entropy = config.rng;
+    return resources;
+}
+
 json VmResources::to_json() const {
     json boot = {{"kernel_image_path", ""}, {"initrd_path", nullptr}, {"boot_args", nullptr}};
     if (m_boot_source) {

@@ -84,6 +84,11 @@ void parse_entropy(const nlohmann::json& body);
 
 class VmResources {
 public:
+    // A VM given on the command line, as GET /vm/config shows it. No checks:
+    // the command line's were made. A drive without an id is "driveN"; a NIC
+    // on an inherited TAP fd has host_dev_name "fd:N".
+    [[nodiscard]] static VmResources describe(const VmConfig& config);
+
     // Each checks what Firecracker checks when the request arrives (files
     // open, one root drive, unique MACs, vCPU and memory bounds) and throws
     // ResourceError. A drive or interface with an id already present replaces it.

@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <charconv>
 #include <optional>
@@ -19,6 +20,8 @@ namespace {
 
 struct RawRunOptions {
     std::string config_file;
+    std::string api_socket;
+    bool no_api = false;
     std::string memory = "256M";
     std::string transport = "pci";
     std::vector<std::string> disks;
@@ -51,6 +54,13 @@ void add_run_options(CLI::App& run, VmConfig& config, RawRunOptions& raw, std::s
         "The whole VM from a Firecracker-format JSON file (boot-source, drives, machine-config, "
         "network-interfaces, logger, entropy) instead of the options above");
     for (auto* option : vm_options) config_file->excludes(option);
+    auto* api_sock = run.add_option(
+        "--api-sock", raw.api_socket,
+        "Serve Firecracker's REST API on this Unix socket (created; it must not exist). Without --kernel or "
+        "--config-file the VM is described through the API and starts on InstanceStart");
+    run.add_flag("--no-api", raw.no_api, "No API socket (Firecracker's flag: with --config-file, a one-shot boot)")
+        ->needs(config_file)
+        ->excludes(api_sock);
     run.add_option("--transport", raw.transport, "How virtio devices attach: pci (virtio-pci, MSI-X) or mmio")
         ->check(CLI::IsMember({"pci", "mmio"}))
         ->capture_default_str();
@@ -76,10 +86,20 @@ std::string spdlog_level(const std::string& firecracker_level) {
     return lower;
 }
 
+}  // namespace
+
+void apply_logger_config(const api::LoggerConfig& logger, bool keep_level, LogSettings& log) {
+    if (logger.level && !keep_level) log.level = spdlog_level(*logger.level);
+    log.path = logger.log_path.value_or("");
+    log.show_level = logger.show_level;
+}
+
+namespace {
+
 // The VM (and the log settings) from --config-file; --transport, --stats and
 // an explicit --log-level still apply on top.
 void apply_config_file(const std::string& path, bool log_level_given, CliOutcome& outcome) {
-    const auto resources = api::load_config_file(path);
+    auto resources = api::load_config_file(path);
     if (resources.metrics()) {
         throw Error("config file '" + path + "': metrics: keel does not write Firecracker metrics files yet");
     }
@@ -91,11 +111,8 @@ void apply_config_file(const std::string& path, bool log_level_given, CliOutcome
     } catch (const api::ResourceError& e) {
         throw Error("config file '" + path + "': " + e.what());
     }
-    if (const auto& logger = resources.logger()) {
-        if (logger->level && !log_level_given) outcome.log.level = spdlog_level(*logger->level);
-        outcome.log.path = logger->log_path.value_or("");
-        outcome.log.show_level = logger->show_level;
-    }
+    if (const auto& logger = resources.logger()) apply_logger_config(*logger, log_level_given, outcome.log);
+    outcome.resources = std::move(resources);
 }
 
 std::string one_line(std::string text) {
@@ -104,9 +121,27 @@ std::string one_line(std::string text) {
     return text;
 }
 
+// The options that describe the VM (what --config-file replaces).
+constexpr std::array kVmOptions{"--kernel", "--initrd", "--cmdline", "--cpus", "--memory", "--disk", "--net", "--rng"};
+
+// Firecracker's own command line (`firecracker --api-sock PATH`,
+// `firecracker --no-api --config-file FILE`) means `keel run` with the same options.
+bool firecracker_style(const std::vector<std::string>& args) {
+    if (args.empty()) return false;
+    const std::string_view first = args.front();
+    for (const std::string_view option : {"--api-sock", "--no-api", "--config-file"}) {
+        if (first == option || (first.starts_with(option) && first.substr(option.size()).starts_with("="))) {
+            return true;
+        }
+    }
+    return false;
+}
+
 }  // namespace
 
-CliOutcome parse_command_line(const std::vector<std::string>& args) {
+CliOutcome parse_command_line(const std::vector<std::string>& given_args) {
+    std::vector<std::string> args = given_args;
+    if (firecracker_style(args)) args.insert(args.begin(), "run");
     CliOutcome outcome;
     if (!args.empty() && args.front() == "bench") {
         outcome.command = CliCommand::Bench;
@@ -116,7 +151,9 @@ CliOutcome parse_command_line(const std::vector<std::string>& args) {
     CLI::App app("keel: a small, fast virtual machine monitor for Linux KVM", "keel");
     app.set_version_flag("--version,-V", std::string("keel ") + kVersion);
     app.require_subcommand(1);
-    app.footer("Run 'keel run --help' for the options of a command.");
+    app.footer(
+        "Run 'keel run --help' for the options of a command. Firecracker's command line works too: "
+        "'keel --api-sock PATH' and 'keel --no-api --config-file FILE' mean 'keel run' with those options.");
     RawRunOptions raw;
     CLI::App* run = app.add_subcommand("run", "Boot a Linux guest with its serial console on this terminal");
     add_run_options(*run, outcome.config, raw, outcome.log.level);
@@ -157,13 +194,23 @@ CliOutcome parse_command_line(const std::vector<std::string>& args) {
         return outcome;
     }
     try {
+        outcome.api_socket = raw.api_socket;
+        const bool vm_options_given = std::any_of(kVmOptions.begin(), kVmOptions.end(),
+                                                  [&](const char* name) { return run->count(name) > 0; });
         if (!raw.config_file.empty()) {
             apply_config_file(raw.config_file, run->count("--log-level") > 0, outcome);
+            outcome.vm_given = true;
+        } else if (outcome.config.kernel_path.empty()) {
+            if (raw.api_socket.empty()) throw Error("--kernel, --config-file or --api-sock is required");
+            if (vm_options_given) {
+                throw Error("VM options need --kernel; with --api-sock alone the API describes the VM");
+            }
         } else {
-            if (outcome.config.kernel_path.empty()) throw Error("--kernel or --config-file is required");
             outcome.config.memory_bytes = parse_memory_size(raw.memory, "--memory");
             for (const auto& spec : raw.disks) outcome.config.disks.push_back(block::parse_disk_option(spec));
             for (const auto& spec : raw.nets) outcome.config.nets.push_back(net::parse_net_option(spec));
+            outcome.resources = api::VmResources::describe(outcome.config);
+            outcome.vm_given = true;
         }
         outcome.config.transport = raw.transport == "mmio" ? VirtioTransportKind::Mmio : VirtioTransportKind::Pci;
     } catch (const Error& e) {

@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "api/vm_resources.h"
 #include "core/vm_config.h"
 
 namespace keel {
@@ -28,9 +29,19 @@ struct CliOutcome {
     std::string message;   // printed by the caller: help, version or a one-line error
     bool message_is_error = false;
     VmConfig config;       // for CliCommand::Run
+    // --api-sock: serve Firecracker's API there. The VM then is `resources`:
+    // complete (and started at once) when vm_given, else described by the
+    // API's requests until InstanceStart.
+    std::string api_socket;
+    bool vm_given = false;
+    api::VmResources resources;
     std::vector<std::string> bench_args;  // for CliCommand::Bench: the arguments after "bench"
     LogSettings log;
 };
+
+// A logger section or PUT /logger applied to `log` (Firecracker's level
+// names, "Warning" included); `keep_level` leaves an explicit --log-level.
+void apply_logger_config(const api::LoggerConfig& logger, bool keep_level, LogSettings& log);
 
 // Parses keel's command line (argv without the program name). Never throws and
 // never prints: help, version and errors come back in the outcome so main

@@ -23,22 +23,51 @@ EventLoop::EventLoop() : m_epoll(epoll_create1(EPOLL_CLOEXEC)) {
     if (!m_epoll.valid()) throw_errno("epoll_create1");
 }
 
-void EventLoop::add(int fd, Handler handler) {
+void EventLoop::add(int fd, Handler handler) { subscribe(fd, std::move(handler), false); }
+
+void EventLoop::add_control(int fd, Handler handler) { subscribe(fd, std::move(handler), true); }
+
+void EventLoop::subscribe(int fd, Handler handler, bool control) {
     std::lock_guard guard(m_lock);
     if (m_subscriptions.contains(fd)) throw Error("internal: fd " + std::to_string(fd) + " is already watched");
     const uint32_t generation = m_next_generation++;
+    if (control || !m_devices_paused) watch(fd, generation);
+    m_subscriptions[fd] = Subscription{generation, std::make_shared<Handler>(std::move(handler)), control};
+}
+
+void EventLoop::watch(int fd, uint32_t generation) {
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.u64 = token_for(fd, generation);
     if (epoll_ctl(m_epoll.get(), EPOLL_CTL_ADD, fd, &ev) != 0) throw_errno("epoll_ctl(ADD, fd " + std::to_string(fd) + ")");
-    m_subscriptions[fd] = Subscription{generation, std::make_shared<Handler>(std::move(handler))};
 }
 
 void EventLoop::remove(int fd) {
     std::lock_guard guard(m_lock);
-    if (m_subscriptions.erase(fd) == 0) return;
+    const auto it = m_subscriptions.find(fd);
+    if (it == m_subscriptions.end()) return;
+    const bool watched = it->second.control || !m_devices_paused;
+    m_subscriptions.erase(it);
     // Fails only when fd was closed already, which removed it from the epoll set.
-    (void)epoll_ctl(m_epoll.get(), EPOLL_CTL_DEL, fd, nullptr);
+    if (watched) (void)epoll_ctl(m_epoll.get(), EPOLL_CTL_DEL, fd, nullptr);
+}
+
+void EventLoop::pause_devices() {
+    std::lock_guard guard(m_lock);
+    if (m_devices_paused) return;
+    m_devices_paused = true;
+    for (const auto& [fd, subscription] : m_subscriptions) {
+        if (!subscription.control) (void)epoll_ctl(m_epoll.get(), EPOLL_CTL_DEL, fd, nullptr);
+    }
+}
+
+void EventLoop::resume_devices() {
+    std::lock_guard guard(m_lock);
+    if (!m_devices_paused) return;
+    m_devices_paused = false;
+    for (const auto& [fd, subscription] : m_subscriptions) {
+        if (!subscription.control) watch(fd, subscription.generation);
+    }
 }
 
 std::shared_ptr<EventRegistry::Handler> EventLoop::handler_for(uint64_t token) const {
@@ -47,18 +76,25 @@ std::shared_ptr<EventRegistry::Handler> EventLoop::handler_for(uint64_t token) c
     std::lock_guard guard(m_lock);
     const auto it = m_subscriptions.find(fd);
     if (it == m_subscriptions.end() || it->second.generation != generation) return nullptr;
+    // A device event fetched in the same batch as the request that paused the
+    // VM waits: level-triggered, it is reported again after the resume.
+    if (m_devices_paused && !it->second.control) return nullptr;
     return it->second.handler;
 }
 
 void EventLoop::run(StopController& stop) {
-    while (!stop.stopping()) {
+    run_until([&stop] { return stop.stopping(); });
+}
+
+void EventLoop::run_until(const std::function<bool()>& done) {
+    while (!done()) {
         epoll_event events[kMaxEventsPerWait];
         const int n = epoll_wait(m_epoll.get(), events, kMaxEventsPerWait, -1);
         if (n < 0) {
             if (errno == EINTR) continue;
             throw_errno("epoll_wait");
         }
-        for (int i = 0; i < n && !stop.stopping(); ++i) {
+        for (int i = 0; i < n && !done(); ++i) {
             // A copy of the handler: remove() from inside a handler (or from a
             // vCPU thread) must not destroy the function while it runs.
             const auto handler = handler_for(events[i].data.u64);

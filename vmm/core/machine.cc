@@ -30,7 +30,7 @@ int Machine::run() {
         (void)!::write(fd, &one, sizeof one);
     });
     TerminationSignals signals(m_events, m_stop);
-    m_events.add(m_stop.wake_fd(), [] {});  // run() sees stopping() after any handler
+    m_events.add_control(m_stop.wake_fd(), [] {});  // run() sees stopping() after any handler
     ConsoleInput console(
         m_events, m_stop, STDIN_FILENO, rx_room.get(),
         ConsoleSink{[this](std::span<const uint8_t> bytes) { return m_serial->enqueue_input(bytes); }},
@@ -70,15 +70,25 @@ bool Machine::pause(std::chrono::milliseconds timeout) {
     if (m_pause.pause_requested()) return true;
     m_pause.request_pause();
     kick_vcpus();
-    if (m_pause.wait_until_parked(timeout)) return true;
-    m_pause.resume();
-    return false;
+    if (!m_pause.wait_until_parked(timeout)) {
+        m_pause.resume();
+        return false;
+    }
+    m_events.pause_devices();
+    return true;
 }
 
 void Machine::resume() {
     if (!m_pause.pause_requested()) return;
+    m_events.resume_devices();
     m_pause.resume();
 }
+
+bool Machine::send_ctrl_alt_del() { return m_i8042->trigger_ctrl_alt_del(); }
+
+void Machine::add_control_fd(int fd, std::function<void()> handler) { m_events.add_control(fd, std::move(handler)); }
+
+void Machine::remove_control_fd(int fd) { m_events.remove(fd); }
 
 // immediate_exit covers a vCPU about to enter KVM_RUN, the signal one inside
 // (halted, waiting for an interrupt, possibly for ever).

@@ -58,13 +58,21 @@ public:
 
     [[nodiscard]] VmStats& stats() { return m_stats; }
 
-    // From the event-loop thread while run() runs. pause() returns once every
-    // vCPU is parked outside KVM_RUN (false if one did not within `timeout`:
-    // the pause is then undone); devices keep being served. Both are
-    // idempotent.
+    // From the event-loop thread while run() runs (an add_control_fd
+    // handler). pause() returns once every vCPU is parked outside KVM_RUN and
+    // device I/O has stopped (false if a vCPU did not park within `timeout`:
+    // the pause is then undone). Both are idempotent.
     [[nodiscard]] bool pause(std::chrono::milliseconds timeout);
     void resume();
     [[nodiscard]] bool paused() const { return m_pause.pause_requested(); }
+    // Ctrl-Alt-Del on the i8042 keyboard; false while the guest's keyboard
+    // cannot take it (disabled, or earlier keys not read yet).
+    [[nodiscard]] bool send_ctrl_alt_del();
+
+    // A handler run() serves along with the VM's own, also while paused (the
+    // API's request queue). Before run(); remove after it.
+    void add_control_fd(int fd, std::function<void()> handler);
+    void remove_control_fd(int fd);
 
 private:
     explicit Machine(const VmConfig& config);

@@ -8,6 +8,8 @@ bool PauseGate::park_if_paused(const std::function<void()>& on_park) {
     lock.unlock();
     if (on_park) on_park();
     lock.lock();
+    // resume() or a stop may have come while on_park ran.
+    if (!m_pause || m_released) return false;
     const uint64_t generation = m_generation;
     ++m_parked;
     m_changed.notify_all();

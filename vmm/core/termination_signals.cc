@@ -29,7 +29,7 @@ TerminationSignals::TerminationSignals(EventLoop& loop, StopController& stop) : 
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
     m_signalfd = UniqueFd(signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
     if (!m_signalfd.valid()) throw_errno("signalfd");
-    m_loop.add(m_signalfd.get(), [this] { on_readable(); });
+    m_loop.add_control(m_signalfd.get(), [this] { on_readable(); });
 }
 
 TerminationSignals::~TerminationSignals() { m_loop.remove(m_signalfd.get()); }

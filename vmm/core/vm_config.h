@@ -20,8 +20,8 @@ namespace keel {
 // measured difference.
 enum class VirtioTransportKind : uint8_t { Pci, Mmio };
 
-// Everything needed to build one VM. The CLI fills it today; the API and the
-// config file (a later issue) map onto the same struct.
+// Everything needed to build one VM. The command line, a Firecracker config
+// file and the API's requests (api::VmResources) all map onto it.
 struct VmConfig {
     std::string kernel_path;
     std::string initrd_path;  // empty: no initrd

@@ -1,0 +1,58 @@
+#include "api/api_session.h"
+
+#include <csignal>
+
+#include "core/event_loop.h"
+#include "core/stop_controller.h"
+#include "core/termination_signals.h"
+
+namespace keel::api {
+
+namespace {
+
+ApiServer::Dispatch through(ApiMailbox& mailbox) {
+    // Parsing and routing happen on the API thread; only a well-formed action
+    // reaches the VMM thread.
+    return [&mailbox](const HttpRequest& request) {
+        auto parsed = parse_api_request(request);
+        if (auto* response = std::get_if<ApiResponse>(&parsed)) return *response;
+        return mailbox.submit(std::move(std::get<ApiAction>(parsed)));
+    };
+}
+
+}  // namespace
+
+ApiSession::ApiSession(const std::string& socket_path, VmResources resources, VmControllerOptions options)
+    : m_controller(std::move(resources), std::move(options)), m_server(socket_path, {}, through(m_mailbox)) {}
+
+ApiSession::~ApiSession() {
+    // Before m_server's thread is joined: it may be waiting for an answer.
+    m_mailbox.close("The microVM has stopped.");
+}
+
+void ApiSession::answer_requests() {
+    m_mailbox.drain([this](const ApiAction& action) { return m_controller.handle(action); });
+}
+
+bool ApiSession::wait_for_instance_start() {
+    EventLoop events;
+    StopController stop;
+    TerminationSignals signals(events, stop);
+    events.add_control(m_mailbox.fd(), [this] { answer_requests(); });
+    events.run_until([&] { return stop.stopping() || m_controller.state() != VmState::NotStarted; });
+    events.remove(m_mailbox.fd());
+    if (m_controller.state() != VmState::NotStarted) return true;
+    m_signal_exit_status = 128 + (stop.signal_number() != 0 ? stop.signal_number() : SIGTERM);
+    return false;
+}
+
+int ApiSession::run() {
+    Machine& vm = machine();
+    vm.add_control_fd(m_mailbox.fd(), [this] { answer_requests(); });
+    const int status = vm.run();
+    vm.remove_control_fd(m_mailbox.fd());
+    m_mailbox.close("The microVM has stopped.");
+    return status;
+}
+
+}  // namespace keel::api

@@ -1,0 +1,138 @@
+#include "api/vm_controller.h"
+
+#include <spdlog/spdlog.h>
+
+#include "api/json_body.h"
+#include "common/error.h"
+#include "keel/version.h"
+
+namespace keel::api {
+
+namespace {
+
+// The Firecracker release whose API keel answers (docs/api.md); GET /version
+// reports it where Firecracker clients look, and keel's own version beside it.
+constexpr const char* kFirecrackerApiVersion = "1.16.1";
+
+}  // namespace
+
+VmController::VmController(VmResources resources, VmControllerOptions options)
+    : m_resources(std::move(resources)), m_options(std::move(options)) {}
+
+ApiResponse VmController::handle(const ApiAction& action) {
+    spdlog::debug("api: {} while {}", action_name(action), state_name(m_state));
+    if (auto refused = check_vm_state(action, m_state)) return *refused;
+    try {
+        return m_state == VmState::NotStarted ? configure(action) : run_action(action);
+    } catch (const ResourceError& e) {
+        return fault(e.what());
+    } catch (const BodyError& e) {
+        return fault(std::string("An error occurred when deserializing the json body of a request: ") + e.what() + ".");
+    } catch (const Error& e) {
+        return fault(e.what());
+    } catch (const std::exception& e) {
+        return fault(std::string("internal error: ") + e.what(), 500);
+    }
+}
+
+void VmController::start() {
+    VmConfig config = m_resources.to_vm_config();
+    config.transport = m_options.command_line.transport;
+    config.print_stats = m_options.command_line.print_stats;
+    config.stats_json_path = m_options.command_line.stats_json_path;
+    m_machine = Machine::create(config);
+    m_vm_config = std::move(config);
+    m_state = VmState::Running;
+}
+
+ApiResponse VmController::instance_info() const {
+    return json_response({{"id", "anonymous-instance"},
+                          {"state", state_name(m_state)},
+                          {"vmm_version", kVersion},
+                          {"app_name", "keel"}});
+}
+
+// Reads, and everything Firecracker allows before InstanceStart.
+ApiResponse VmController::configure(const ApiAction& action) {
+    return std::visit(
+        [&](const auto& a) -> ApiResponse {
+            using A = std::decay_t<decltype(a)>;
+            if constexpr (std::is_same_v<A, PutBootSource>) {
+                m_resources.set_boot_source(a.source);
+            } else if constexpr (std::is_same_v<A, PutDrive>) {
+                m_resources.put_drive(a.drive);
+            } else if constexpr (std::is_same_v<A, PutNetworkInterface>) {
+                m_resources.put_network_interface(a.nic);
+            } else if constexpr (std::is_same_v<A, PutMachineConfig>) {
+                m_resources.set_machine_config(a.config);
+            } else if constexpr (std::is_same_v<A, PatchMachineConfig>) {
+                m_resources.set_machine_config(patch_machine_config(m_resources.machine_config(), a.changes));
+            } else if constexpr (std::is_same_v<A, PutLogger>) {
+                if (m_options.configure_logger) m_options.configure_logger(a.logger);
+                m_resources.set_logger(a.logger);
+            } else if constexpr (std::is_same_v<A, PutMetrics>) {
+                return fault("Metrics error: keel does not write Firecracker metrics files yet.");
+            } else if constexpr (std::is_same_v<A, PutEntropy>) {
+                m_resources.set_entropy();
+            } else if constexpr (std::is_same_v<A, InstanceStart>) {
+                try {
+                    start();
+                } catch (const ResourceError&) {
+                    throw;
+                } catch (const Error& e) {
+                    return fault(std::string("Start microvm error: ") + e.what());
+                }
+                spdlog::info("api: the microVM is starting");
+            } else {
+                return run_action(action);
+            }
+            return ApiResponse{};
+        },
+        action);
+}
+
+// Reads, and everything Firecracker allows once the VM runs.
+ApiResponse VmController::run_action(const ApiAction& action) {
+    return std::visit(
+        [&](const auto& a) -> ApiResponse {
+            using A = std::decay_t<decltype(a)>;
+            if constexpr (std::is_same_v<A, GetInstanceInfo>) {
+                return instance_info();
+            } else if constexpr (std::is_same_v<A, GetVersion>) {
+                return json_response({{"firecracker_version", kFirecrackerApiVersion}, {"keel_version", kVersion}});
+            } else if constexpr (std::is_same_v<A, GetMachineConfig>) {
+                return json_response(to_json(m_resources.machine_config()));
+            } else if constexpr (std::is_same_v<A, GetVmConfig>) {
+                return json_response(m_resources.to_json());
+            } else if constexpr (std::is_same_v<A, GetMetrics>) {
+                return fault("keel does not serve metrics yet.");
+            } else if constexpr (std::is_same_v<A, PauseVm>) {
+                if (!m_machine->pause(m_options.pause_timeout)) {
+                    return fault("Internal Vmm error: a vCPU did not stop within " +
+                                 std::to_string(m_options.pause_timeout.count()) + " ms; the microVM keeps running.");
+                }
+                m_state = VmState::Paused;
+            } else if constexpr (std::is_same_v<A, ResumeVm>) {
+                m_machine->resume();
+                m_state = VmState::Running;
+            } else if constexpr (std::is_same_v<A, SendCtrlAltDel>) {
+                if (!m_machine->send_ctrl_alt_del()) {
+                    return fault(
+                        "Internal Vmm error: the guest's i8042 keyboard is disabled or has not read earlier keys; "
+                        "Ctrl-Alt-Del was not sent.");
+                }
+            } else if constexpr (std::is_same_v<A, FlushMetrics>) {
+                return fault("Metrics error: keel does not write Firecracker metrics files yet.");
+            } else if constexpr (std::is_same_v<A, PatchDrive>) {
+                return fault("Drive config error: keel cannot change a drive of a running microVM yet.");
+            } else if constexpr (std::is_same_v<A, PatchNetworkInterface>) {
+                return fault("Network interface error: keel has no rate limiters to update.");
+            } else {
+                return fault("internal error: " + std::string(action_name(action)) + " reached the running VM", 500);
+            }
+            return ApiResponse{};
+        },
+        action);
+}
+
+}  // namespace keel::api

@@ -1,0 +1,57 @@
+#pragma once
+
+// The VMM thread's side of the API: answers each ApiAction against the VM's
+// state. Before InstanceStart, requests describe the VM (VmResources);
+// InstanceStart builds the Machine from them; after it, runtime actions
+// (pause, resume, Ctrl-Alt-Del) act on the running Machine. Firecracker's
+// state rules and fault messages throughout.
+
+#include <chrono>
+#include <functional>
+#include <memory>
+
+#include "api/api_request.h"
+#include "api/vm_resources.h"
+#include "core/machine.h"
+
+namespace keel::api {
+
+struct VmControllerOptions {
+    // What the command line adds to any VM: transport, --stats, --stats-json.
+    VmConfig command_line{};
+    // PUT /logger: points keel's log where the request says. Throws
+    // keel::Error with a message for the client.
+    std::function<void(const LoggerConfig&)> configure_logger{};
+    // How long PATCH /vm Paused waits for every vCPU to leave KVM_RUN.
+    std::chrono::milliseconds pause_timeout{10'000};
+};
+
+class VmController {
+public:
+    VmController(VmResources resources, VmControllerOptions options);
+
+    // Never throws: every failure is the response.
+    [[nodiscard]] ApiResponse handle(const ApiAction& action);
+
+    // Builds the Machine from the resources (what InstanceStart does). Throws
+    // keel::Error or ResourceError; for a VM given on the command line.
+    void start();
+
+    [[nodiscard]] VmState state() const { return m_state; }
+    [[nodiscard]] Machine* machine() { return m_machine.get(); }
+    // The VmConfig the Machine was built from (for keel's exit report).
+    [[nodiscard]] const VmConfig& vm_config() const { return m_vm_config; }
+
+private:
+    [[nodiscard]] ApiResponse configure(const ApiAction& action);
+    [[nodiscard]] ApiResponse run_action(const ApiAction& action);
+    [[nodiscard]] ApiResponse instance_info() const;
+
+    VmResources m_resources;
+    VmControllerOptions m_options;
+    VmState m_state = VmState::NotStarted;
+    VmConfig m_vm_config{};
+    std::unique_ptr<Machine> m_machine;
+};
+
+}  // namespace keel::api
