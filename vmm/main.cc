@@ -111,7 +111,9 @@ int main(int argc, char** argv) {
     }
     try {
         if (cli.command == keel::CliCommand::Bench) return exec_bench(cli.bench_args);
-        return cli.api_socket.empty() ? run(cli) : run_with_api(cli);
+        // The API's session also writes a config file's metrics.
+        const bool session = !cli.api_socket.empty() || cli.resources.metrics();
+        return session ? run_with_api(cli) : run(cli);
     } catch (const keel::Error& e) {
         std::fprintf(stderr, "error: %s\n", e.what());
     } catch (const std::exception& e) {

@@ -15,13 +15,14 @@
 namespace keel::test {
 
 HttpReply curl_api(const std::string& socket, const std::string& method, const std::string& path,
-                   const std::string& json_body) {
+                   const std::string& json_body, const std::vector<std::string>& headers) {
     std::vector<std::string> argv{"/usr/bin/curl", "-sS", "--max-time", "60", "--unix-socket",
                                   socket,          "-X",  method,       "-w", "\n%{http_code}"};
     if (!json_body.empty()) {
         argv.insert(argv.end(),
                     {"-H", "Accept: application/json", "-H", "Content-Type: application/json", "-d", json_body});
     }
+    for (const auto& header : headers) argv.insert(argv.end(), {"-H", header});
     argv.push_back("http://localhost" + path);
     ProcessOptions options;
     options.timeout = std::chrono::seconds(90);

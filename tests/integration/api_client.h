@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 namespace keel::test {
 
@@ -15,7 +16,7 @@ struct HttpReply {
 };
 
 [[nodiscard]] HttpReply curl_api(const std::string& socket, const std::string& method, const std::string& path,
-                                 const std::string& json_body = "");
+                                 const std::string& json_body = "", const std::vector<std::string>& headers = {});
 
 // Sends `bytes` on a new connection, shuts down the sending side, and returns
 // everything the server wrote until it closed (or `timeout` passed).

@@ -75,7 +75,19 @@ struct Step {
 struct ApiRun {
     Boot boot;
     std::vector<Step> steps;
+    std::vector<std::string> metrics_lines;
 };
+
+// A counter summed over every line of a metrics file (each line holds the
+// change since the one before).
+uint64_t metrics_sum(const std::vector<std::string>& lines, const std::string& group, const std::string& field) {
+    uint64_t sum = 0;
+    for (const auto& line : lines) {
+        const auto j = nlohmann::json::parse(line, nullptr, false);
+        if (j.contains(group) && j[group].contains(field)) sum += j[group][field].get<uint64_t>();
+    }
+    return sum;
+}
 
 class Client {
 public:
@@ -113,7 +125,7 @@ private:
 
 // Firecracker's getting-started guide, step for step, with the test guest as
 // the rootfs drive's companion initramfs; the guest prints a tick a second.
-bool getting_started(Client& c, const GuestImage& guest, const std::string& rootfs) {
+bool getting_started(Client& c, const GuestImage& guest, const std::string& rootfs, const std::string& metrics) {
     if (!c.check("keel created the API socket", wait_for_path(c.socket(), 60s), c.socket())) return false;
     const nlohmann::json boot_source = {{"kernel_image_path", guest.kernel},
                                         {"initrd_path", guest.initrd},
@@ -125,6 +137,7 @@ bool getting_started(Client& c, const GuestImage& guest, const std::string& root
            c.request("PUT /drives/rootfs", "PUT", "/drives/rootfs", drive.dump(), 204) &&
            c.request("PUT /machine-config", "PUT", "/machine-config", R"({"vcpu_count": 2, "mem_size_mib": 256})",
                      204) &&
+           c.request("PUT /metrics", "PUT", "/metrics", nlohmann::json{{"metrics_path", metrics}}.dump(), 204) &&
            c.request("GET / before the start", "GET", "/", "", 200, &info) &&
            c.check("the state is Not started", info.body.find(R"("state":"Not started")") != std::string::npos,
                    info.body) &&
@@ -175,18 +188,37 @@ bool survive_malformed_requests(Client& c) {
            c.wait_for_ticks("the guest still ticks after the flood", now + 2, 60s);
 }
 
+// FlushMetrics writes a line; GET /metrics shows the VM's exits and the root
+// drive's reads, in both text formats.
+bool read_metrics(Client& c) {
+    HttpReply text, open;
+    return c.request("FlushMetrics", "PUT", "/actions", R"({"action_type": "FlushMetrics"})", 204) &&
+           c.request("GET /metrics", "GET", "/metrics", "", 200, &text) &&
+           c.check("Prometheus text counts vCPU exits and the root drive's reads",
+                   text.body.find("keel_vcpu_exits_total{kind=\"exit_io_out\"} ") != std::string::npos &&
+                       text.body.find("keel_block_read_bytes_total{device=\"rootfs\"} ") != std::string::npos &&
+                       text.body.find("keel_vm_paused 0") != std::string::npos,
+                   text.body) &&
+           [&] {
+               open = curl_api(c.socket(), "GET", "/metrics", "", {"Accept: application/openmetrics-text"});
+               return c.check("OpenMetrics when asked", open.status == 200 && open.body.ends_with("# EOF\n"),
+                              open.body.substr(open.body.size() > 300 ? open.body.size() - 300 : 0));
+           }();
+}
+
 ApiRun run_through_api(const GuestImage& guest) {
     const auto dir = scratch_dir();
     const std::string socket = dir + "/keel.sock";
     const std::string rootfs = dir + "/rootfs.img";
     std::ofstream(rootfs, std::ios::binary).seekp(4 * 1024 * 1024 - 1) << '\0';  // 8192 sectors
     const std::string stats_path = dir + "/stats.json";
+    const std::string metrics_path = dir + "/metrics.json";
     SharedOutput output;
     Client client(socket, output);
     std::thread client_thread([&] {
         try {
-            if (getting_started(client, guest, rootfs) && pause_and_resume(client) &&
-                survive_malformed_requests(client)) {
+            if (getting_started(client, guest, rootfs, metrics_path) && pause_and_resume(client) &&
+                survive_malformed_requests(client) && read_metrics(client)) {
                 client.request("SendCtrlAltDel", "PUT", "/actions", R"({"action_type": "SendCtrlAltDel"})", 204);
             }
         } catch (const std::exception& e) {
@@ -200,8 +232,10 @@ ApiRun run_through_api(const GuestImage& guest) {
     auto result = run_process({keel_binary(), "--api-sock", socket, "--stats-json", stats_path}, options);
     output.finish();
     client_thread.join();
-    ApiRun run{Boot{result, {}}, client.steps()};
+    ApiRun run{Boot{result, {}}, client.steps(), {}};
     if (std::ifstream stats(stats_path); stats) run.boot.stats = nlohmann::json::parse(stats, nullptr, false);
+    std::ifstream metrics(metrics_path);
+    for (std::string line; std::getline(metrics, line);) run.metrics_lines.push_back(line);
     return run;
 }
 
@@ -225,6 +259,18 @@ TEST_CASE(
     // Ctrl-Alt-Del reached the guest's init, which powered off.
     CHECK(marker(run.boot.result.out, "ctrl-alt-del") == "received");
     CHECK(run.boot.stats["stop_reason"] == "poweroff");
+    // FlushMetrics wrote a line and keel one more at the end; each is JSON.
+    INFO("metrics file:\n" << [&] {
+        std::string all;
+        for (const auto& line : run.metrics_lines) all += line + "\n";
+        return all;
+    }());
+    CHECK(run.metrics_lines.size() >= 2);
+    for (const auto& line : run.metrics_lines) CHECK_FALSE(nlohmann::json::parse(line, nullptr, false).is_discarded());
+    // InstanceStart, FlushMetrics and SendCtrlAltDel.
+    CHECK(metrics_sum(run.metrics_lines, "put_api_requests", "actions_count") == 3);
+    CHECK(metrics_sum(run.metrics_lines, "vcpu", "exit_io_out") > 0);
+    CHECK(metrics_sum(run.metrics_lines, "block_rootfs", "read_bytes") > 0);
 }
 
 TEST_CASE(

@@ -162,6 +162,7 @@ TEST_CASE("keel --no-api --config-file boots the stock kernel with its vCPUs, me
         {"machine-config", {{"vcpu_count", 2}, {"mem_size_mib", 320}}},
         {"entropy", nlohmann::json::object()},
         {"logger", {{"log_path", log}, {"level", "Debug"}, {"show_level", true}}},
+        {"metrics", {{"metrics_path", dir + "/metrics.json"}}},
         {"mmds-config", nullptr}};
     const std::string config_path = dir + "/vm.json";
     std::ofstream(config_path) << config.dump(2);
@@ -183,4 +184,17 @@ TEST_CASE("keel --no-api --config-file boots the stock kernel with its vCPUs, me
     INFO("keel stderr:\n" << r.err << "\nlog file:\n" << logged);
     CHECK(logged.find("[keel debug] PCI 00:") != std::string::npos);
     CHECK(r.err.find("PCI 00:") == std::string::npos);
+    // With no API socket keel still writes the metrics file: its last line
+    // when the VM stopped, with the vCPUs' exits and the devices' counters.
+    std::ifstream metrics_file(dir + "/metrics.json");
+    std::string line, last;
+    while (std::getline(metrics_file, line)) last = line;
+    INFO("last metrics line: " << last);
+    const auto metrics = nlohmann::json::parse(last, nullptr, false);
+    REQUIRE(metrics.is_object());
+    CHECK(metrics["vcpu"]["exit_io_out"].get<uint64_t>() > 0);
+    CHECK(metrics["block_rootfs"]["read_bytes"].get<uint64_t>() > 0);
+    CHECK(metrics["entropy_rng"].is_object());
+    CHECK(metrics["boot_ms"].contains("guest mmio 123"));
+    CHECK(metrics["memory_kib"]["overhead"]["rss"].get<uint64_t>() > 0);
 }

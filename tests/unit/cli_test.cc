@@ -108,7 +108,11 @@ TEST_CASE("a config file describes the VM, and --transport, --stats and --log-le
     CHECK(quiet.log.level == "error");  // the command line wins over the file
     std::ofstream(dir + "/metrics.json") << R"({"boot-source": {"kernel_image_path": ")" << dir
                                          << R"(/vmlinux"}, "drives": [], "metrics": {"metrics_path": "m.json"}})";
-    check_one_line_usage_error(parse_command_line({"run", "--config-file", dir + "/metrics.json"}));
+    // A metrics file is the session's to write (main runs one for it).
+    const auto with_metrics = parse_command_line({"run", "--config-file", dir + "/metrics.json"});
+    REQUIRE(with_metrics.command == CliCommand::Run);
+    REQUIRE(with_metrics.resources.metrics());
+    CHECK(with_metrics.resources.metrics()->metrics_path == "m.json");
     std::filesystem::remove_all(dir);
 }
 

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <vector>
 
+#include "api/body_schemas.h"
 #include "api/json_body.h"
 
 namespace keel::api {
@@ -85,7 +86,7 @@ std::variant<ApiAction, ApiResponse> patch_drive(const HttpRequest& request, con
     auto id = checked_id(segments);
     if (auto* error = std::get_if<ApiResponse>(&id)) return *error;
     return with_body(request, [&](const json& body) -> std::variant<ApiAction, ApiResponse> {
-        const ObjectFields fields(body, "PartialDrive", {"drive_id", "path_on_host", "rate_limiter"});
+        const ObjectFields fields(body, "PartialDrive", schema::kPartialDrive);
         PatchDrive patch{.drive_id = fields.required_string("drive_id"),
                          .path_on_host = fields.optional_string("path_on_host")};
         if (fields.has("rate_limiter"))
@@ -116,7 +117,7 @@ std::variant<ApiAction, ApiResponse> patch_net(const HttpRequest& request, const
     auto id = checked_id(segments);
     if (auto* error = std::get_if<ApiResponse>(&id)) return *error;
     return with_body(request, [&](const json& body) -> std::variant<ApiAction, ApiResponse> {
-        const ObjectFields fields(body, "PartialNetworkInterface", {"iface_id", "rx_rate_limiter", "tx_rate_limiter"});
+        const ObjectFields fields(body, "PartialNetworkInterface", schema::kPartialNetworkInterface);
         const auto body_id = fields.required_string("iface_id");
         for (const char* limiter : {"rx_rate_limiter", "tx_rate_limiter"}) {
             if (fields.has(limiter)) {
@@ -131,7 +132,7 @@ std::variant<ApiAction, ApiResponse> patch_net(const HttpRequest& request, const
 
 std::variant<ApiAction, ApiResponse> put_action(const HttpRequest& request) {
     return with_body(request, [](const json& body) -> std::variant<ApiAction, ApiResponse> {
-        const ObjectFields fields(body, "ActionBody", {"action_type"});
+        const ObjectFields fields(body, "ActionBody", schema::kInstanceActionInfo);
         if (!fields.has("action_type")) throw BodyError("missing field `action_type`");
         const auto type = *fields.optional_variant("action_type", {"FlushMetrics", "InstanceStart", "SendCtrlAltDel"});
         if (type == "InstanceStart") return InstanceStart{};
@@ -184,7 +185,7 @@ std::variant<ApiAction, ApiResponse> route_patch(const HttpRequest& request, con
     }
     if (first == "vm") {
         return with_body(request, [](const json& body) -> ApiAction {
-            const ObjectFields fields(body, "Vm", {"state"});
+            const ObjectFields fields(body, "Vm", schema::kVm);
             if (!fields.has("state")) throw BodyError("missing field `state`");
             if (*fields.optional_variant("state", {"Paused", "Resumed"}) == "Paused") return PauseVm{};
             return ResumeVm{};

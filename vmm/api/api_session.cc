@@ -1,7 +1,11 @@
 #include "api/api_session.h"
 
+#include <sys/timerfd.h>
+#include <unistd.h>
+
 #include <csignal>
 
+#include "common/error.h"
 #include "core/event_loop.h"
 #include "core/stop_controller.h"
 #include "core/termination_signals.h"
@@ -23,7 +27,9 @@ ApiServer::Dispatch through(ApiMailbox& mailbox) {
 }  // namespace
 
 ApiSession::ApiSession(const std::string& socket_path, VmResources resources, VmControllerOptions options)
-    : m_controller(std::move(resources), std::move(options)), m_server(socket_path, {}, through(m_mailbox)) {}
+    : m_controller(std::move(resources), std::move(options)) {
+    if (!socket_path.empty()) m_server.emplace(socket_path, ApiServerLimits{}, through(m_mailbox));
+}
 
 ApiSession::~ApiSession() {
     // Before m_server's thread is joined: it may be waiting for an answer.
@@ -46,12 +52,26 @@ bool ApiSession::wait_for_instance_start() {
     return false;
 }
 
-int ApiSession::run() {
+int ApiSession::run(std::chrono::seconds metrics_period) {
     Machine& vm = machine();
     vm.add_control_fd(m_mailbox.fd(), [this] { answer_requests(); });
+    // Firecracker's periodic metrics flush; it goes on while the VM is paused.
+    UniqueFd timer(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+    if (!timer.valid()) throw_errno("timerfd_create");
+    itimerspec period{};
+    period.it_interval.tv_sec = metrics_period.count();
+    period.it_value.tv_sec = metrics_period.count();
+    if (timerfd_settime(timer.get(), 0, &period, nullptr) != 0) throw_errno("timerfd_settime");
+    vm.add_control_fd(timer.get(), [this, fd = timer.get()] {
+        uint64_t expirations = 0;
+        (void)!::read(fd, &expirations, sizeof expirations);
+        m_controller.flush_metrics();
+    });
     const int status = vm.run();
+    vm.remove_control_fd(timer.get());
     vm.remove_control_fd(m_mailbox.fd());
     m_mailbox.close("The microVM has stopped.");
+    m_controller.flush_metrics();
     return status;
 }
 

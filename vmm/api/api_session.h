@@ -5,6 +5,8 @@
 // answers them, before the VM exists (waiting for InstanceStart) and while it
 // runs (served from the Machine's event loop, also while it is paused).
 
+#include <chrono>
+#include <optional>
 #include <string>
 
 #include "api/api_mailbox.h"
@@ -15,7 +17,8 @@ namespace keel::api {
 
 class ApiSession {
 public:
-    // Listens on `socket_path` at once (throws keel::Error naming it).
+    // Listens on `socket_path` at once (throws keel::Error naming it); an
+    // empty path means no socket (a config file's VM with a metrics file).
     ApiSession(const std::string& socket_path, VmResources resources, VmControllerOptions options);
     ~ApiSession();
     ApiSession(const ApiSession&) = delete;
@@ -29,8 +32,9 @@ public:
     [[nodiscard]] bool wait_for_instance_start();
     [[nodiscard]] int exit_status_after_signal() const { return m_signal_exit_status; }
 
-    // Runs the VM with the API served; keel's exit status.
-    [[nodiscard]] int run();
+    // Runs the VM with the API served and the metrics file written every
+    // `metrics_period` and once more at the end; keel's exit status.
+    [[nodiscard]] int run(std::chrono::seconds metrics_period = std::chrono::seconds(60));
 
     [[nodiscard]] Machine& machine() { return *m_controller.machine(); }
     [[nodiscard]] const VmConfig& vm_config() const { return m_controller.vm_config(); }
@@ -40,7 +44,7 @@ private:
 
     VmController m_controller;
     ApiMailbox m_mailbox;
-    ApiServer m_server;
+    std::optional<ApiServer> m_server;
     int m_signal_exit_status = 0;
 };
 

@@ -17,10 +17,32 @@ constexpr const char* kFirecrackerApiVersion = "1.16.1";
 }  // namespace
 
 VmController::VmController(VmResources resources, VmControllerOptions options)
-    : m_resources(std::move(resources)), m_options(std::move(options)) {}
+    : m_resources(std::move(resources)), m_options(std::move(options)) {
+    if (const auto& metrics = m_resources.metrics()) open_metrics(*metrics);
+}
+
+void VmController::open_metrics(const MetricsConfig& config) { m_metrics_file.emplace(config.metrics_path); }
+
+MetricsSample VmController::metrics_sample() {
+    MetricsSample sample{m_requests, {}, m_machine != nullptr};
+    if (m_machine) sample.vm = m_machine->live_metrics();
+    return sample;
+}
+
+void VmController::flush_metrics() {
+    if (m_metrics_file && !m_metrics_file->write(metrics_sample(), utc_now_ms())) {
+        spdlog::warn("metrics: a line could not be written to the metrics file (a full pipe?); it was dropped");
+    }
+}
 
 ApiResponse VmController::handle(const ApiAction& action) {
     spdlog::debug("api: {} while {}", action_name(action), state_name(m_state));
+    auto response = answer(action);
+    count_request(m_requests, action, response);
+    return response;
+}
+
+ApiResponse VmController::answer(const ApiAction& action) {
     if (auto refused = check_vm_state(action, m_state)) return *refused;
     try {
         return m_state == VmState::NotStarted ? configure(action) : run_action(action);
@@ -71,7 +93,10 @@ ApiResponse VmController::configure(const ApiAction& action) {
                 if (m_options.configure_logger) m_options.configure_logger(a.logger);
                 m_resources.set_logger(a.logger);
             } else if constexpr (std::is_same_v<A, PutMetrics>) {
-                return fault("Metrics error: keel does not write Firecracker metrics files yet.");
+                // A second PUT gets Firecracker's "Reinitialization ... not allowed".
+                if (m_resources.metrics()) m_resources.set_metrics(a.metrics);
+                open_metrics(a.metrics);
+                m_resources.set_metrics(a.metrics);
             } else if constexpr (std::is_same_v<A, PutEntropy>) {
                 m_resources.set_entropy();
             } else if constexpr (std::is_same_v<A, InstanceStart>) {
@@ -105,7 +130,7 @@ ApiResponse VmController::run_action(const ApiAction& action) {
             } else if constexpr (std::is_same_v<A, GetVmConfig>) {
                 return json_response(m_resources.to_json());
             } else if constexpr (std::is_same_v<A, GetMetrics>) {
-                return fault("keel does not serve metrics yet.");
+                return ApiResponse{200, metrics_text(metrics_sample(), a.openmetrics), metrics_content_type(a.openmetrics)};
             } else if constexpr (std::is_same_v<A, PauseVm>) {
                 if (!m_machine->pause(m_options.pause_timeout)) {
                     return fault("Internal Vmm error: a vCPU did not stop within " +
@@ -122,7 +147,12 @@ ApiResponse VmController::run_action(const ApiAction& action) {
                         "Ctrl-Alt-Del was not sent.");
                 }
             } else if constexpr (std::is_same_v<A, FlushMetrics>) {
-                return fault("Metrics error: keel does not write Firecracker metrics files yet.");
+                if (!m_metrics_file) {
+                    return fault("Metrics error: the metrics system is not initialized (PUT /metrics configures it).");
+                }
+                if (!m_metrics_file->write(metrics_sample(), utc_now_ms())) {
+                    return fault("Metrics error: the metrics line could not be written (a full pipe?).");
+                }
             } else if constexpr (std::is_same_v<A, PatchDrive>) {
                 return fault("Drive config error: keel cannot change a drive of a running microVM yet.");
             } else if constexpr (std::is_same_v<A, PatchNetworkInterface>) {

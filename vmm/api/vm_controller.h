@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "api/api_request.h"
+#include "api/metrics.h"
 #include "api/vm_resources.h"
 #include "core/machine.h"
 
@@ -28,6 +29,7 @@ struct VmControllerOptions {
 
 class VmController {
 public:
+    // Opens the metrics file when `resources` has one (throws keel::Error).
     VmController(VmResources resources, VmControllerOptions options);
 
     // Never throws: every failure is the response.
@@ -36,6 +38,10 @@ public:
     // Builds the Machine from the resources (what InstanceStart does). Throws
     // keel::Error or ResourceError; for a VM given on the command line.
     void start();
+
+    // Appends a line to the metrics file, if one is configured (the periodic
+    // flush, and the last one when the VM stops).
+    void flush_metrics();
 
     [[nodiscard]] VmState state() const { return m_state; }
     [[nodiscard]] Machine* machine() { return m_machine.get(); }
@@ -46,12 +52,17 @@ private:
     [[nodiscard]] ApiResponse configure(const ApiAction& action);
     [[nodiscard]] ApiResponse run_action(const ApiAction& action);
     [[nodiscard]] ApiResponse instance_info() const;
+    [[nodiscard]] ApiResponse answer(const ApiAction& action);
+    [[nodiscard]] MetricsSample metrics_sample();
+    void open_metrics(const MetricsConfig& config);
 
     VmResources m_resources;
     VmControllerOptions m_options;
     VmState m_state = VmState::NotStarted;
     VmConfig m_vm_config{};
     std::unique_ptr<Machine> m_machine;
+    RequestCounts m_requests;
+    std::optional<MetricsFile> m_metrics_file;
 };
 
 }  // namespace keel::api

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "api/body_schemas.h"
 #include "api/json_body.h"
 #include "arch/x86_64/layout.h"
 
@@ -62,7 +63,7 @@ json optional_to_json(const std::optional<std::string>& value) {
 }  // namespace
 
 BootSource parse_boot_source(const json& body) {
-    const ObjectFields fields(body, "BootSource", {"kernel_image_path", "initrd_path", "boot_args"});
+    const ObjectFields fields(body, "BootSource", schema::kBootSource);
     return {.kernel_image_path = fields.required_string("kernel_image_path"),
             .initrd_path = fields.optional_string("initrd_path"),
             .boot_args = fields.optional_string("boot_args")};
@@ -70,8 +71,7 @@ BootSource parse_boot_source(const json& body) {
 
 Drive parse_drive(const json& body) {
     const ObjectFields fields(body, "BlockDeviceConfig",
-                              {"drive_id", "partuuid", "is_root_device", "cache_type", "is_read_only", "path_on_host",
-                               "rate_limiter", "io_engine", "socket"});
+                              schema::kDrive);
     Drive drive;
     drive.drive_id = fields.required_string("drive_id");
     check_device_id(drive.drive_id, "drive_id");
@@ -94,7 +94,7 @@ Drive parse_drive(const json& body) {
 
 NetworkInterface parse_network_interface(const json& body) {
     const ObjectFields fields(body, "NetworkInterfaceConfig",
-                              {"iface_id", "host_dev_name", "guest_mac", "rx_rate_limiter", "tx_rate_limiter"});
+                              schema::kNetworkInterface);
     NetworkInterface nic;
     nic.iface_id = fields.required_string("iface_id");
     check_device_id(nic.iface_id, "iface_id");
@@ -121,8 +121,7 @@ NetworkInterface parse_network_interface(const json& body) {
 
 namespace {
 
-constexpr std::string_view kMachineFields[] = {"vcpu_count",   "mem_size_mib",      "smt",
-                                               "cpu_template", "track_dirty_pages", "huge_pages"};
+constexpr auto& kMachineFields = schema::kMachineConfiguration;
 
 // Applies the fields present in `fields` on top of `config`.
 MachineConfig apply_machine_fields(MachineConfig config, const ObjectFields& fields) {
@@ -161,7 +160,7 @@ MachineConfig patch_machine_config(const MachineConfig& current, const json& bod
 }
 
 LoggerConfig parse_logger(const json& body) {
-    const ObjectFields fields(body, "LoggerConfig", {"log_path", "level", "show_level", "show_log_origin", "module"});
+    const ObjectFields fields(body, "LoggerConfig", schema::kLogger);
     LoggerConfig logger;
     logger.log_path = fields.optional_string("log_path");
     // Firecracker also takes "Warn" and any letter case.
@@ -187,12 +186,12 @@ LoggerConfig parse_logger(const json& body) {
 }
 
 MetricsConfig parse_metrics(const json& body) {
-    const ObjectFields fields(body, "MetricsConfig", {"metrics_path"});
+    const ObjectFields fields(body, "MetricsConfig", schema::kMetrics);
     return {.metrics_path = fields.required_string("metrics_path")};
 }
 
 void parse_entropy(const json& body) {
-    const ObjectFields fields(body, "EntropyDeviceConfig", {"rate_limiter"});
+    const ObjectFields fields(body, "EntropyDeviceConfig", schema::kEntropyDevice);
     refuse_rate_limiter(fields, "rate_limiter");
 }
 

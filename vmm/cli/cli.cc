@@ -100,9 +100,6 @@ namespace {
 // an explicit --log-level still apply on top.
 void apply_config_file(const std::string& path, bool log_level_given, CliOutcome& outcome) {
     auto resources = api::load_config_file(path);
-    if (resources.metrics()) {
-        throw Error("config file '" + path + "': metrics: keel does not write Firecracker metrics files yet");
-    }
     try {
         const auto stats = outcome.config;
         outcome.config = resources.to_vm_config();

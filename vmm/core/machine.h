@@ -11,6 +11,7 @@
 
 #include "bus/bus.h"
 #include "core/event_loop.h"
+#include "core/live_metrics.h"
 #include "core/pause_gate.h"
 #include "core/stop_controller.h"
 #include "core/vcpu_runner.h"
@@ -68,6 +69,10 @@ public:
     // Ctrl-Alt-Del on the i8042 keyboard; false while the guest's keyboard
     // cannot take it (disabled, or earlier keys not read yet).
     [[nodiscard]] bool send_ctrl_alt_del();
+
+    // Counts, boot times and memory so far (main thread, while run() runs or
+    // after it). Reads /proc/self/smaps for the memory.
+    [[nodiscard]] LiveMetrics live_metrics();
 
     // A handler run() serves along with the VM's own, also while paused (the
     // API's request queue). Before run(); remove after it.

@@ -165,6 +165,37 @@ void Machine::attach_pci_transports() {
                   "pci-ecam");
 }
 
+LiveMetrics Machine::live_metrics() {
+    LiveMetrics metrics;
+    metrics.paused = paused();
+    uint64_t exits = 0, io_in = 0, io_out = 0, mmio_read = 0, mmio_write = 0, failures = 0;
+    for (const auto& runner : m_runners) {
+        const auto& live = runner->live_counts();
+        const auto get = [](const std::atomic<uint64_t>& v) { return v.load(std::memory_order_relaxed); };
+        exits += get(live.exits);
+        io_in += get(live.io_in);
+        io_out += get(live.io_out);
+        mmio_read += get(live.mmio_read);
+        mmio_write += get(live.mmio_write);
+        failures += get(live.failures);
+    }
+    metrics.vcpu = {{"exit_io_in", io_in},         {"exit_io_out", io_out}, {"exit_mmio_read", mmio_read},
+                    {"exit_mmio_write", mmio_write}, {"failures", failures},  {"exits", exits}};
+    for (const auto& entry : m_virtio) {
+        metrics.devices.push_back(LiveDeviceCounts{
+            entry.type, std::string(entry.device->name()),
+            entry.counters ? entry.counters() : entry.device->counters()});
+    }
+    metrics.boot_ms = m_stats.boot_times_ms();
+    std::vector<AddressRange> guest_ram;
+    for (const auto& region : m_memory->regions()) {
+        const auto host = reinterpret_cast<uint64_t>(region.host);
+        guest_ram.emplace_back(host, host + region.size);
+    }
+    metrics.memory = measure_memory(guest_ram);
+    return metrics;
+}
+
 void Machine::collect_device_stats() {
     for (const auto& entry : m_virtio) {
         DeviceStats stats;

@@ -70,6 +70,7 @@ void VcpuRunner::run_until_stopped() {
             continue;
         }
         if (err != 0) {
+            LiveVcpuCounts::bump(m_live.failures);
             m_stop.stop(StopReason::Error, "KVM_RUN on vCPU " + std::to_string(index()) + ": " + std::strerror(err));
             return;
         }
@@ -80,6 +81,7 @@ void VcpuRunner::run_until_stopped() {
 VcpuRunner::Next VcpuRunner::handle_exit() {
     const kvm_run& run = m_vcpu.run_state();
     m_counters.count(run.exit_reason);
+    LiveVcpuCounts::bump(m_live.exits);
     switch (run.exit_reason) {
         case KVM_EXIT_IO: return handle_io();
         case KVM_EXIT_MMIO: return handle_mmio();
@@ -94,9 +96,10 @@ VcpuRunner::Next VcpuRunner::handle_exit() {
             m_stop.stop(StopReason::PowerOff, "vCPU halted");
             return Next::Stop;
         case KVM_EXIT_INTR: return Next::Continue;
-        case KVM_EXIT_FAIL_ENTRY: return handle_fail_entry();
-        case KVM_EXIT_INTERNAL_ERROR: return handle_internal_error();
+        case KVM_EXIT_FAIL_ENTRY: LiveVcpuCounts::bump(m_live.failures); return handle_fail_entry();
+        case KVM_EXIT_INTERNAL_ERROR: LiveVcpuCounts::bump(m_live.failures); return handle_internal_error();
         default:
+            LiveVcpuCounts::bump(m_live.failures);
             m_stop.stop(StopReason::Error, "vCPU " + std::to_string(index()) + ": unexpected KVM exit " +
                                                exit_reason_name(run.exit_reason));
             return Next::Stop;
@@ -110,6 +113,7 @@ VcpuRunner::Next VcpuRunner::handle_io() {
     // instructions (rep ins/outs), each element `size` bytes.
     auto* data = reinterpret_cast<uint8_t*>(&run) + io.data_offset;
     m_counters.count_address(m_counters.pio_by_port, io.port);
+    LiveVcpuCounts::bump(io.direction == KVM_EXIT_IO_OUT ? m_live.io_out : m_live.io_in);
     for (uint32_t i = 0; i < io.count; ++i) {
         std::span<uint8_t> element(data + static_cast<size_t>(i) * io.size, io.size);
         if (io.direction == KVM_EXIT_IO_OUT) {
@@ -124,6 +128,7 @@ VcpuRunner::Next VcpuRunner::handle_io() {
 VcpuRunner::Next VcpuRunner::handle_mmio() {
     auto& mmio = m_vcpu.run_state().mmio;
     m_counters.count_address(m_counters.mmio_by_address, mmio.phys_addr);
+    LiveVcpuCounts::bump(mmio.is_write != 0 ? m_live.mmio_write : m_live.mmio_read);
     const size_t len = std::min<size_t>(mmio.len, sizeof mmio.data);
     if (mmio.is_write != 0) {
         (void)m_mmio.write(mmio.phys_addr, std::span<const uint8_t>(mmio.data, len));

@@ -7,6 +7,7 @@
 
 #include "bus/bus.h"
 #include "core/exit_counters.h"
+#include "core/live_metrics.h"
 #include "core/pause_gate.h"
 #include "kvm/vcpu.h"
 
@@ -38,6 +39,8 @@ public:
     void request_immediate_exit() const { m_vcpu.run_state().immediate_exit = 1; }
 
     [[nodiscard]] const ExitCounters& counters() const { return m_counters; }
+    // Readable from any thread while the vCPU runs.
+    [[nodiscard]] const LiveVcpuCounts& live_counts() const { return m_live; }
     // KVM's own counters for this vCPU (all exits, including those handled in
     // the kernel), read when run() returns.
     [[nodiscard]] const std::map<std::string, uint64_t>& kernel_stats() const { return m_kernel_stats; }
@@ -67,6 +70,7 @@ private:
     std::atomic<uint64_t>& m_first_run_ns;
     bool m_record_state_at_stop;
     ExitCounters m_counters;
+    LiveVcpuCounts m_live;
     std::map<std::string, uint64_t> m_kernel_stats;
     std::string m_state_at_stop;
 };

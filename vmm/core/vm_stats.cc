@@ -50,6 +50,18 @@ std::string VmStats::device_name(const std::vector<NamedDevice>& ranges, uint64_
     return "unclaimed";
 }
 
+std::vector<std::pair<std::string, double>> VmStats::boot_times_ms() const {
+    std::vector<std::pair<std::string, double>> times;
+    for (const auto& [name, at] : m_phases) times.emplace_back(name, ms_since_start(at));
+    std::lock_guard lock(m_marks_mutex);
+    for (const auto& m : m_marks) {
+        char code[8];
+        std::snprintf(code, sizeof code, m.source == "mmio" ? "%u" : "0x%02x", m.code);
+        times.emplace_back("guest " + m.source + " " + code, ms_since_start(m.at_ns));
+    }
+    return times;
+}
+
 nlohmann::json VmStats::to_json() const {
     nlohmann::json j;
     j["stop_reason"] = stop_reason;

@@ -62,6 +62,9 @@ public:
 
     [[nodiscard]] nlohmann::json to_json() const;
     [[nodiscard]] std::string to_text() const;
+    // The phases so far, then the guest's marks ("guest mmio 123", "guest
+    // port80 0x61"), in ms since keel started. Main thread.
+    [[nodiscard]] std::vector<std::pair<std::string, double>> boot_times_ms() const;
 
 private:
     [[nodiscard]] double ms_since_start(uint64_t at_ns) const;

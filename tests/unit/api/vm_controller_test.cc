@@ -1,6 +1,7 @@
 #include "api/vm_controller.h"
 
 #include <catch2/catch.hpp>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
@@ -71,9 +72,9 @@ TEST_CASE("controller: a refused request changes nothing and says why", "[api][c
     CHECK(r.status == 400);
     CHECK_THAT(fault_of(r), Contains("The kernel file cannot be opened"));
 
-    r = send(controller, "PUT", "/metrics", R"({"metrics_path": "/tmp/m.json"})");
+    r = send(controller, "PUT", "/metrics", R"({"metrics_path": "/nonexistent/dir/m.json"})");
     CHECK(r.status == 400);
-    CHECK_THAT(fault_of(r), Contains("metrics"));
+    CHECK_THAT(fault_of(r), Contains("cannot open metrics file '/nonexistent/dir/m.json'"));
 
     // Runtime actions wait for a running VM.
     for (const auto& [method, path, body] : std::vector<std::tuple<std::string, std::string, std::string>>{
@@ -120,4 +121,33 @@ TEST_CASE("controller: PUT /logger goes through the logging hook, whose error is
     CHECK(r.status == 400);
     CHECK(fault_of(r) == "cannot open log file '/nonexistent/keel.log'");
     CHECK(paths == std::vector<std::string>{"/tmp/keel.log", "/nonexistent/keel.log"});
+}
+
+TEST_CASE("controller: PUT /metrics opens the file once, GET /metrics answers before the start too",
+          "[api][controller][metrics]") {
+    const ScratchFile metrics("controller-metrics", "");
+    VmController controller({}, {});
+    CHECK(send(controller, "PUT", "/metrics", json{{"metrics_path", metrics.path}}.dump()).status == 204);
+    const auto again = send(controller, "PUT", "/metrics", json{{"metrics_path", metrics.path}}.dump());
+    CHECK(again.status == 400);
+    CHECK_THAT(fault_of(again), Contains("Reinitialization of metrics not allowed"));
+
+    HttpRequest get;
+    get.method = HttpMethod::Get;
+    get.path = "/metrics";
+    const auto text = controller.handle(std::get<ApiAction>(parse_api_request(get)));
+    CHECK(text.status == 200);
+    CHECK_THAT(text.content_type, Contains("text/plain"));
+    // The two PUTs, one of them failed, are counted.
+    CHECK_THAT(text.body, Contains("keel_api_requests_total{action=\"put_metrics\"} 2"));
+    CHECK_THAT(text.body, Contains("keel_api_request_failures_total{action=\"put_metrics\"} 1"));
+    CHECK_THAT(text.body, Contains("keel_vm_started 0"));
+
+    // The periodic flush writes a line as soon as a file is configured.
+    controller.flush_metrics();
+    std::ifstream in(metrics.path);
+    std::string line;
+    REQUIRE(std::getline(in, line));
+    CHECK(json::parse(line)["put_api_requests"]["metrics_count"] == 2);
+    CHECK(json::parse(line)["put_api_requests"]["metrics_fails"] == 1);
 }
