@@ -111,6 +111,13 @@ public:
         return check(what, ok,
                      "tick " + std::to_string(ticks(m_output.get())) + ", wanted " + std::to_string(at_least));
     }
+    bool wait_for_marker(const std::string& what, const std::string& key, const std::string& value,
+                         std::chrono::seconds timeout) {
+        const bool ok =
+            m_output.wait_for([&](const std::string& out) { return marker(out, key) == value; }, timeout);
+        return check(what, ok, "KEEL-TEST " + key + "=" + marker(m_output.get(), key).value_or("(none)") +
+                                   ", wanted " + value);
+    }
     [[nodiscard]] int ticks_now() { return ticks(m_output.get()); }
     [[nodiscard]] bool gave_up() const { return m_gave_up.load(); }
     [[nodiscard]] std::vector<Step> steps() const { return m_steps; }
@@ -127,9 +134,14 @@ private:
 // the rootfs drive's companion initramfs; the guest prints a tick a second.
 bool getting_started(Client& c, const GuestImage& guest, const std::string& rootfs, const std::string& metrics) {
     if (!c.check("keel created the API socket", wait_for_path(c.socket(), 60s), c.socket())) return false;
-    const nlohmann::json boot_source = {{"kernel_image_path", guest.kernel},
-                                        {"initrd_path", guest.initrd},
-                                        {"boot_args", "console=ttyS0 reboot=k panic=-1 keel.action=tick"}};
+    // A watcher in the guest reports vda's size whenever it changes (PATCH /drives).
+    const std::string watcher =
+        "(old=$(cat /sys/block/vda/size); while sleep 0.2; do new=$(cat /sys/block/vda/size); "
+        "if [ \"$new\" != \"$old\" ]; then echo \"KEEL-TEST vda-size=$new\"; old=$new; fi; done) &\n";
+    const nlohmann::json boot_source = {
+        {"kernel_image_path", guest.kernel},
+        {"initrd_path", guest.initrd},
+        {"boot_args", "console=ttyS0 reboot=k panic=-1 keel.action=tick keel.run=" + base64(watcher)}};
     const nlohmann::json drive = {
         {"drive_id", "rootfs"}, {"path_on_host", rootfs}, {"is_root_device", true}, {"is_read_only", true}};
     HttpReply info;
@@ -145,6 +157,20 @@ bool getting_started(Client& c, const GuestImage& guest, const std::string& root
            c.request("a pre-boot request after the start is refused", "PUT", "/machine-config",
                      R"({"vcpu_count": 1, "mem_size_mib": 128})", 400) &&
            c.wait_for_ticks("the guest booted and ticks", 3, 240s);
+}
+
+// PATCH /drives/rootfs to a larger file: the guest sees the new size at once
+// (a configuration change interrupt), and GET /vm/config the new path.
+bool change_drive(Client& c, const std::string& larger) {
+    HttpReply config;
+    const auto patch = [](const std::string& id, const std::string& path) {
+        return nlohmann::json{{"drive_id", id}, {"path_on_host", path}}.dump();
+    };
+    return c.request("PATCH /drives/rootfs", "PATCH", "/drives/rootfs", patch("rootfs", larger), 204) &&
+           c.wait_for_marker("the guest saw the larger drive", "vda-size", "16384", 120s) &&
+           c.request("GET /vm/config after the change", "GET", "/vm/config", "", 200, &config) &&
+           c.check("GET /vm/config shows the new file", config.body.find(larger) != std::string::npos, config.body) &&
+           c.request("PATCH of a drive keel does not have", "PATCH", "/drives/nosuch", patch("nosuch", larger), 400);
 }
 
 // While paused, no tick may appear; after the resume they come again.
@@ -211,13 +237,16 @@ ApiRun run_through_api(const GuestImage& guest) {
     const std::string socket = dir + "/keel.sock";
     const std::string rootfs = dir + "/rootfs.img";
     std::ofstream(rootfs, std::ios::binary).seekp(4 * 1024 * 1024 - 1) << '\0';  // 8192 sectors
+    const std::string larger = dir + "/rootfs-larger.img";
+    std::ofstream(larger, std::ios::binary).seekp(8 * 1024 * 1024 - 1) << '\0';  // 16384 sectors
     const std::string stats_path = dir + "/stats.json";
     const std::string metrics_path = dir + "/metrics.json";
     SharedOutput output;
     Client client(socket, output);
     std::thread client_thread([&] {
         try {
-            if (getting_started(client, guest, rootfs, metrics_path) && pause_and_resume(client) &&
+            if (getting_started(client, guest, rootfs, metrics_path) && change_drive(client, larger) &&
+                pause_and_resume(client) &&
                 survive_malformed_requests(client) && read_metrics(client)) {
                 client.request("SendCtrlAltDel", "PUT", "/actions", R"({"action_type": "SendCtrlAltDel"})", 204);
             }

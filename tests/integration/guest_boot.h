@@ -31,6 +31,9 @@ struct Boot {
     nlohmann::json stats;
 };
 
+// Standard base64 (with padding), as keel.run= wants a script.
+[[nodiscard]] std::string base64(const std::string& bytes);
+
 // A boot with nothing but the guest's own output to go by (no watch, script or
 // kill_when) runs once more after an emulated-host failure, reported as above.
 [[nodiscard]] Boot boot(const BootRequest& request);

@@ -154,7 +154,13 @@ ApiResponse VmController::run_action(const ApiAction& action) {
                     return fault("Metrics error: the metrics line could not be written (a full pipe?).");
                 }
             } else if constexpr (std::is_same_v<A, PatchDrive>) {
-                return fault("Drive config error: keel cannot change a drive of a running microVM yet.");
+                if (!a.path_on_host) return ApiResponse{};  // nothing keel can change besides the path
+                try {
+                    m_machine->change_disk(a.drive_id, *a.path_on_host);
+                } catch (const Error& e) {
+                    return fault(std::string("Drive config error: ") + e.what());
+                }
+                m_resources.update_drive_path(a.drive_id, *a.path_on_host);
             } else if constexpr (std::is_same_v<A, PatchNetworkInterface>) {
                 return fault("Network interface error: keel has no rate limiters to update.");
             } else {

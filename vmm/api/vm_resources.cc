@@ -308,7 +308,7 @@ VmResources VmResources::describe(const VmConfig& config) {
                                          .boot_args = config.cmdline};
     for (size_t i = 0; i < config.disks.size(); ++i) {
         const auto& disk = config.disks[i];
-        resources.m_drives.push_back(Drive{.drive_id = disk.id.empty() ? "drive" + std::to_string(i) : disk.id,
+        resources.m_drives.push_back(Drive{.drive_id = disk.id.empty() ? "blk" + std::to_string(i) : disk.id,
                                            .is_read_only = disk.read_only(),
                                            .path_on_host = disk.path,
                                            .io_engine = disk.io == block::DiskIoEngine::Uring ? IoEngine::Async
@@ -325,6 +325,12 @@ VmResources VmResources::describe(const VmConfig& config) {
     resources.m_machine.mem_size_mib = config.memory_bytes / MiB;
     resources.m_entropy = config.rng;
     return resources;
+}
+
+void VmResources::update_drive_path(const std::string& drive_id, const std::string& path) {
+    for (auto& drive : m_drives) {
+        if (drive.drive_id == drive_id) drive.path_on_host = path;
+    }
 }
 
 json VmResources::to_json() const {

@@ -85,8 +85,9 @@ void parse_entropy(const nlohmann::json& body);
 class VmResources {
 public:
     // A VM given on the command line, as GET /vm/config shows it. No checks:
-    // the command line's were made. A drive without an id is "driveN"; a NIC
-    // on an inherited TAP fd has host_dev_name "fd:N".
+    // the command line's were made. A NIC
+    // on an inherited TAP fd has host_dev_name "fd:N". Names match the
+    // devices': a disk without an id is "blkN", a NIC "netN".
     [[nodiscard]] static VmResources describe(const VmConfig& config);
 
     // Each checks what Firecracker checks when the request arrives (files
@@ -99,6 +100,8 @@ public:
     void set_entropy() { m_entropy = true; }
     void set_logger(LoggerConfig logger) { m_logger = std::move(logger); }
     void set_metrics(MetricsConfig metrics);
+    // After a PATCH /drives/{id} the running VM made: what GET /vm/config shows.
+    void update_drive_path(const std::string& drive_id, const std::string& path);
 
     [[nodiscard]] const MachineConfig& machine_config() const { return m_machine; }
     [[nodiscard]] const std::optional<LoggerConfig>& logger() const { return m_logger; }

@@ -66,6 +66,10 @@ public:
     [[nodiscard]] bool pause(std::chrono::milliseconds timeout);
     void resume();
     [[nodiscard]] bool paused() const { return m_pause.pause_requested(); }
+    // PATCH /drives/{id}: the disk named `drive_id` serves `path` from now on
+    // (block::VirtioBlock::change_backing_file). Throws keel::Error when there
+    // is no such disk, the VM is paused, or the file cannot be opened.
+    void change_disk(const std::string& drive_id, const std::string& path);
     // Ctrl-Alt-Del on the i8042 keyboard; false while the guest's keyboard
     // cannot take it (disabled, or earlier keys not read yet).
     [[nodiscard]] bool send_ctrl_alt_del();

@@ -165,6 +165,19 @@ void Machine::attach_pci_transports() {
                   "pci-ecam");
 }
 
+void Machine::change_disk(const std::string& drive_id, const std::string& path) {
+    // Finishing the old file's I/O completes guest requests: not while paused.
+    if (paused()) throw Error("the microVM is paused; resume it before changing a drive");
+    for (auto& entry : m_virtio) {
+        if (entry.type != "block" || entry.device->name() != drive_id) continue;
+        auto disk = std::dynamic_pointer_cast<block::VirtioBlock>(entry.device);
+        if (!disk) break;
+        disk->change_backing_file(path);
+        return;
+    }
+    throw Error("no drive '" + drive_id + "'");
+}
+
 LiveMetrics Machine::live_metrics() {
     LiveMetrics metrics;
     metrics.paused = paused();

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
+#include <optional>
 #include <utility>
 
 #include "common/error.h"
@@ -138,7 +139,32 @@ void VirtioBlock::read_config(uint64_t offset, std::span<uint8_t> data) const {
     std::fill(data.begin(), data.end(), uint8_t{0});
     if (offset >= sizeof m_config) return;
     const size_t count = std::min<uint64_t>(data.size(), sizeof m_config - offset);
+    const std::lock_guard lock(m_config_mutex);
     std::memcpy(data.data(), reinterpret_cast<const uint8_t*>(&m_config) + offset, count);
+}
+
+void VirtioBlock::change_backing_file(const std::string& path) {
+    // Opened before anything changes, so a bad path leaves the disk as it was.
+    std::optional<DiskImage> replacement;
+    if (!m_image.is_same_file(path)) replacement = DiskImage::open(path, m_image.access());
+    const std::lock_guard lock(m_mutex);
+    m_io->wait_idle(*this);
+    if (replacement) {
+        m_io->set_fd(replacement->fd());
+        m_image = std::move(*replacement);
+    } else {
+        m_image.refresh();
+    }
+    m_limits.capacity_sectors = m_image.capacity_sectors();
+    {
+        const std::lock_guard config_lock(m_config_mutex);
+        m_config = block_config(m_image, m_num_queues);
+    }
+    spdlog::info("virtio-blk {}: now '{}', {} sectors", m_name, m_image.path(), m_image.capacity_sectors());
+    if (!m_active || m_broken) return;
+    // The answers wait_idle() completed go out, throttled queues go on.
+    finish_work();
+    if (m_notifier != nullptr) m_notifier->signal_config_change();
 }
 
 void VirtioBlock::write_config(uint64_t /*offset*/, std::span<const uint8_t> /*data*/) {

@@ -103,6 +103,14 @@ public:
     // The transport adds "kicks", "interrupts", "resets", "needs_reset".
     [[nodiscard]] std::vector<virtio::DeviceCounter> counters() const override;
 
+    // PATCH /drives/{id}: serve `path` from now on, opened with the same
+    // access, or, when it is the file already open, read its size again. The
+    // host I/O in flight on the old file completes first (normally: the guest
+    // gets its answers); then an active driver gets a configuration change
+    // notification and re-reads the capacity. Throws keel::Error naming the
+    // file when it cannot be opened: the old one stays. Event-loop thread.
+    void change_backing_file(const std::string& path);
+
     [[nodiscard]] DiskIoEngine engine() const { return m_io->engine(); }
     [[nodiscard]] const DiskImage& image() const { return m_image; }
     [[nodiscard]] uint16_t num_queues() const { return m_num_queues; }
@@ -144,13 +152,17 @@ private:
     void note_bad_request(const char* what);
     void note_io_error(int64_t error);
 
-    // Immutable after construction.
+    // m_image, m_limits and m_config change with the backing file
+    // (change_backing_file, on the event-loop thread): m_image and m_limits
+    // under m_mutex, m_config under m_config_mutex, because vCPU threads read
+    // it through the transport. The rest is immutable after construction.
     DiskImage m_image;
     std::string m_name;
     std::array<uint8_t, VIRTIO_BLK_ID_BYTES> m_id{};
     uint16_t m_num_queues;
     uint64_t m_features;
     BlockLimits m_limits;
+    mutable std::mutex m_config_mutex;
     virtio_blk_config m_config{};
 
     mutable std::mutex m_mutex;

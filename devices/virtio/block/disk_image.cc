@@ -64,6 +64,14 @@ DiskImage DiskImage::open(const std::string& path, DiskAccess access) {
     return image;
 }
 
+bool DiskImage::is_same_file(const std::string& path) const {
+    struct stat mine {}, theirs {};
+    if (::fstat(m_fd.get(), &mine) != 0 || ::stat(path.c_str(), &theirs) != 0) return false;
+    return mine.st_dev == theirs.st_dev && mine.st_ino == theirs.st_ino;
+}
+
+void DiskImage::refresh() { query_size_and_geometry(); }
+
 void DiskImage::query_size_and_geometry() {
     struct stat st {};
     if (::fstat(m_fd.get(), &st) != 0) throw_errno("cannot stat disk image " + quoted(m_path));

@@ -57,6 +57,14 @@ public:
     // maps it to a zero-out). Discard and write-zeroes with UNMAP use it.
     [[nodiscard]] bool can_punch_holes() const { return m_punch_holes; }
 
+    // Whether `path` names this very file (same device and inode): a client
+    // that resized the image in place asks keel to look again, and opening it
+    // a second time would collide with this descriptor's own lock.
+    [[nodiscard]] bool is_same_file(const std::string& path) const;
+    // Reads the size and geometry again (the file grew or shrank under us).
+    // Throws keel::Error naming the file.
+    void refresh();
+
 private:
     DiskImage() = default;
     void query_size_and_geometry();

@@ -200,6 +200,10 @@ public:
         return count;
     }
     void wait_idle(DiskIoClient& client) override { reap(client); }
+    void set_fd(int fd) override {
+        m_fd = fd;
+        m_support = {};
+    }
 
 private:
     struct Done {

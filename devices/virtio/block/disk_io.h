@@ -86,6 +86,10 @@ public:
     // they finish. Used on device reset: the kernel must not write into guest
     // buffers the driver got back.
     virtual void wait_idle(DiskIoClient& client) = 0;
+    // Points later operations at another file (the disk's image was replaced:
+    // PATCH /drives/{id}) and forgets what the old file system did not
+    // support. Precondition: in_flight() == 0.
+    virtual void set_fd(int fd) = 0;
 };
 
 // io_uring when `engine` asks for it and the kernel allows it (it is missing,

@@ -123,6 +123,10 @@ public:
         return count;
     }
 
+    void set_fd(int fd) override {
+        m_fd = fd;
+        m_support = {};
+    }
     void wait_idle(DiskIoClient& client) override {
         while (m_in_flight > 0) {
             reap(client);

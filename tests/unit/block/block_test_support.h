@@ -181,6 +181,14 @@ public:
         }
     }
 
+    void set_fd(int fd) override {
+        if (in_flight() > 0) throw std::logic_error("ManualDiskIo: set_fd with operations in flight");
+        m_fd = fd;
+        m_support = {};
+        ++m_fd_changes;
+    }
+    [[nodiscard]] int fd_changes() const { return m_fd_changes; }
+
     // Runs every held operation now; the device sees them at its next reap().
     void release() {
         for (block::DiskIoOp* op : m_held) {
@@ -207,6 +215,7 @@ private:
     std::deque<std::pair<block::DiskIoOp*, int64_t>> m_ready;
     int m_enqueued = 0;
     int m_wait_idle_calls = 0;
+    int m_fd_changes = 0;
 };
 
 // A VirtioBlock on fake rings: queue i lives in its own RAM region (4 MiB by default)
