@@ -135,7 +135,7 @@ TEST_CASE("the API socket option alone waits for the API, with a VM it serves th
     const auto described = with_vm.resources.to_json();
     CHECK(described["boot-source"]["kernel_image_path"] == "bz");
     CHECK(described["machine-config"]["vcpu_count"] == 2);
-    CHECK(described["drives"][0]["drive_id"] == "drive0");
+    CHECK(described["drives"][0]["drive_id"] == "blk0");  // the device's own name, for PATCH /drives
     CHECK(described["drives"][0]["is_read_only"] == true);
 
     const auto plain = parse_command_line({"run", "--kernel", "bz"});
