@@ -271,8 +271,8 @@ ApiRun run_through_api(const GuestImage& guest) {
 }  // namespace
 
 TEST_CASE(
-    "a guest booted through the API socket pauses, resumes, outlives 1000 malformed requests and stops on "
-    "Ctrl-Alt-Del",
+    "a guest booted through the API socket changes its drive, pauses, resumes, outlives 1000 malformed requests "
+    "and stops on Ctrl-Alt-Del",
     "[kvm]") {
     const auto guest = stock_guest();
     const auto run = retry_once_after_emulated_host_failure("api", [&] { return run_through_api(guest); });
