@@ -123,13 +123,18 @@ void Machine::collect_stats() {
     }
     for (const auto& e : m_pio.entries()) m_stats.pio_devices.push_back({e.base, e.length, e.name});
     for (const auto& e : m_mmio.entries()) m_stats.mmio_devices.push_back({e.base, e.length, e.name});
+    m_stats.memory = measure_own_memory();
+    collect_device_stats();
+}
+
+// keel's memory by part, guest RAM told apart by the host ranges it is mapped at.
+MemoryBreakdown Machine::measure_own_memory() const {
     std::vector<AddressRange> guest_ram;
     for (const auto& region : m_memory->regions()) {
         const auto host = reinterpret_cast<uint64_t>(region.host);
         guest_ram.emplace_back(host, host + region.size);
     }
-    m_stats.memory = measure_memory(guest_ram);
-    collect_device_stats();
+    return measure_memory(guest_ram);
 }
 
 int Machine::exit_status() const {

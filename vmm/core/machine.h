@@ -106,6 +106,7 @@ private:
     void kick_vcpus();
     void stop_vcpu_threads();
     void collect_stats();
+    [[nodiscard]] MemoryBreakdown measure_own_memory() const;
     [[nodiscard]] int exit_status() const;
 
 

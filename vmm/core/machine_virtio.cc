@@ -200,12 +200,7 @@ LiveMetrics Machine::live_metrics() {
             entry.counters ? entry.counters() : entry.device->counters()});
     }
     metrics.boot_ms = m_stats.boot_times_ms();
-    std::vector<AddressRange> guest_ram;
-    for (const auto& region : m_memory->regions()) {
-        const auto host = reinterpret_cast<uint64_t>(region.host);
-        guest_ram.emplace_back(host, host + region.size);
-    }
-    metrics.memory = measure_memory(guest_ram);
+    metrics.memory = measure_own_memory();
     return metrics;
 }
 
