@@ -28,6 +28,8 @@ std::vector<char*> c_argv(const std::vector<std::string>& argv) {
     return out;
 }
 
+std::string describe_stuck_process(pid_t pid);
+
 // Waits for the child, but not for ever: a process stuck in the kernel (a
 // wedged KVM_RUN) ignores SIGKILL until it leaves it, and one such test must
 // not hang the whole batch.
@@ -44,7 +46,9 @@ void reap(pid_t pid, ProcessResult& result) {
         usleep(50'000);
     }
     result.timed_out = true;
-    result.err += "\n[test harness] the process did not exit within 30 s of its end and was abandoned\n";
+    result.err += "\n[test harness] the process did not exit within 30 s of its end and was abandoned";
+    // Where the kernel holds it, which is the one clue to an emulated-host wedge.
+    result.err += describe_stuck_process(pid);
 }
 
 std::string read_small_file(const std::string& path) {
