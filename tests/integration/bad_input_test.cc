@@ -115,6 +115,25 @@ TEST_CASE("impossible sizes and counts are one-line errors", "[cli]") {
     require_one_line_error(run_keel({"run", "--kernel", guest.kernel, "--cpus", "1000"}), "--cpus");
 }
 
+TEST_CASE("a huge-page pool too small or memory not in 2 MiB steps is a one-line error with --hugepages", "[cli]") {
+    const auto guest = stock_guest();
+    require_one_line_error(run_keel({"run", "--kernel", guest.kernel, "--hugepages", "--memory", "255M"}),
+                           "must be a multiple of 2 MiB with --hugepages");
+    std::ifstream free_file("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages");
+    std::ifstream overcommit_file("/proc/sys/vm/nr_overcommit_hugepages");
+    uint64_t free_pages = 0, overcommit = 0;
+    free_file >> free_pages;
+    overcommit_file >> overcommit;
+    if (overcommit != 0 || free_pages > 1024) {
+        WARN("this host's huge-page pool is large or may overcommit: the short pool is not checked here");
+        return;
+    }
+    const std::string memory = std::to_string((free_pages + 8) * 2) + "M";
+    const auto r = run_keel({"run", "--kernel", guest.kernel, "--hugepages", "--memory", memory});
+    require_one_line_error(r, "of guest memory with 2 MiB huge pages");
+    CHECK(r.err.find("sysctl vm.nr_hugepages=") != std::string::npos);
+}
+
 TEST_CASE("an initrd larger than guest memory is a one-line error", "[cli]") {
     const auto guest = stock_guest();
     const auto dir = scratch_dir();

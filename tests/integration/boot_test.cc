@@ -141,6 +141,55 @@ TEST_CASE("guest RAM above the 4 GiB boundary is usable", "[kvm]") {
     check_guest_sees(b, 1, 3584);
 }
 
+namespace {
+
+// Grows the host's 2 MiB huge-page pool by `pages` for one test and gives them
+// back after it (needs root, as the network tests do; the sandbox runs as root).
+class HugePagePool {
+public:
+    explicit HugePagePool(uint64_t pages) : m_before(read_count(kNrPath)) {
+        std::ofstream(kNrPath) << m_before + pages << "\n";
+        m_free = read_count("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages");
+    }
+    ~HugePagePool() { std::ofstream(kNrPath) << m_before << "\n"; }
+    HugePagePool(const HugePagePool&) = delete;
+    HugePagePool& operator=(const HugePagePool&) = delete;
+    [[nodiscard]] uint64_t free_pages() const { return m_free; }
+
+private:
+    static constexpr const char* kNrPath = "/proc/sys/vm/nr_hugepages";
+    static uint64_t read_count(const char* path) {
+        std::ifstream file(path);
+        uint64_t count = 0;
+        return file >> count ? count : 0;
+    }
+    uint64_t m_before;
+    uint64_t m_free = 0;
+};
+
+}  // namespace
+
+TEST_CASE("guest RAM on 2 MiB huge pages: the stock kernel boots and sees all of it", "[kvm]") {
+    const auto guest = stock_guest();
+    const HugePagePool pool(128);  // 256 MiB
+    REQUIRE(pool.free_pages() >= 128);
+    BootRequest request;
+    request.kernel = guest.kernel;
+    request.initrd = guest.initrd;
+    request.memory = "256M";
+    request.keel_args = {"--hugepages"};
+    const auto b = keel::test::boot(request);
+    require_clean_exit(b);
+    check_guest_sees(b, 1, 256);
+    INFO("stats: " << b.stats.dump());
+    CHECK(b.stats["guest_memory_backing"] == "2 MiB huge pages");
+    // What the guest touched is counted in whole huge pages (smaps' Private_Hugetlb).
+    const uint64_t touched_kib = b.stats["memory_kib"]["guest_ram_touched"]["rss"].get<uint64_t>();
+    CHECK(touched_kib >= 16 * 1024);
+    CHECK(touched_kib <= 256 * 1024);
+    CHECK(touched_kib % 2048 == 0);
+}
+
 TEST_CASE("keel --no-api --config-file boots the stock kernel with its vCPUs, memory, root drive and entropy", "[kvm]") {
     const auto guest = stock_guest();
     const auto dir = scratch_dir();

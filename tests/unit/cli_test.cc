@@ -56,6 +56,22 @@ TEST_CASE("run defaults: 1 vCPU, 256 MiB, serial console command line", "[cli]")
     CHECK(out.log.level == "warn");
 }
 
+TEST_CASE("--hugepages and --thp choose how guest RAM is backed", "[cli]") {
+    CHECK(parse_command_line({"run", "--kernel", "bz"}).config.page_backing == GuestPageBacking::Normal);
+    CHECK(parse_command_line({"run", "--kernel", "bz", "--hugepages"}).config.page_backing ==
+          GuestPageBacking::Hugetlb2M);
+    CHECK(parse_command_line({"run", "--kernel", "bz", "--thp"}).config.page_backing == GuestPageBacking::Transparent);
+    check_one_line_usage_error(parse_command_line({"run", "--kernel", "bz", "--hugepages", "--thp"}));
+    check_one_line_usage_error(parse_command_line({"run", "--config-file", "vm.json", "--hugepages"}));
+    VmConfig odd;
+    odd.kernel_path = "bz";
+    odd.memory_bytes = 255 * MiB;
+    odd.page_backing = GuestPageBacking::Hugetlb2M;
+    CHECK_THROWS_WITH(validate_config(odd, 0), Catch::Contains("must be a multiple of 2 MiB with --hugepages"));
+    odd.page_backing = GuestPageBacking::Transparent;
+    CHECK_NOTHROW(validate_config(odd, 0));
+}
+
 TEST_CASE("bad command lines are one-line errors with exit status 2", "[cli]") {
     for (const auto& args : std::vector<std::vector<std::string>>{
              {"run"},

@@ -17,6 +17,22 @@ namespace keel::api {
 
 namespace {
 
+// Firecracker's `huge_pages` names ("Transparent" is keel's own) <-> keel's backing.
+std::string huge_pages_name(GuestPageBacking backing) {
+    switch (backing) {
+        case GuestPageBacking::Hugetlb2M: return "2M";
+        case GuestPageBacking::Transparent: return "Transparent";
+        case GuestPageBacking::Normal: break;
+    }
+    return "None";
+}
+
+GuestPageBacking page_backing_of(const std::string& huge_pages) {
+    if (huge_pages == "2M") return GuestPageBacking::Hugetlb2M;
+    if (huge_pages == "Transparent") return GuestPageBacking::Transparent;
+    return GuestPageBacking::Normal;
+}
+
 using nlohmann::json;
 
 // serde's usize on a 64-bit host.
@@ -283,9 +299,9 @@ void VmResources::set_machine_config(const MachineConfig& config) {
             "Machine config error: keel has no snapshots, so no dirty-page tracking "
             "(`track_dirty_pages`: true).");
     }
-    if (config.huge_pages != "None") {
-        throw ResourceError("Machine config error: keel backs guest memory with normal pages only (`huge_pages`: " +
-                            config.huge_pages + ").");
+    if (config.huge_pages == "2M" && config.mem_size_mib % (kHugePageSize / MiB) != 0) {
+        throw ResourceError("Machine config error: With `huge_pages`: \"2M\" the memory size (MiB) must be a "
+                            "multiple of 2.");
     }
     m_machine = config;
 }
@@ -323,6 +339,7 @@ VmResources VmResources::describe(const VmConfig& config) {
     }
     resources.m_machine.vcpu_count = config.vcpus;
     resources.m_machine.mem_size_mib = config.memory_bytes / MiB;
+    resources.m_machine.huge_pages = huge_pages_name(config.page_backing);
     resources.m_entropy = config.rng;
     return resources;
 }
@@ -384,6 +401,7 @@ VmConfig VmResources::to_vm_config() const {
     config.cmdline = m_boot_source->boot_args.value_or(VmConfig::kDefaultCmdline);
     config.vcpus = m_machine.vcpu_count;
     config.memory_bytes = m_machine.mem_size_mib * MiB;
+    config.page_backing = page_backing_of(m_machine.huge_pages);
     for (const auto& d : m_drives) {
         block::DiskOptions disk;
         disk.path = d.path_on_host;

@@ -23,6 +23,8 @@ struct RawRunOptions {
     std::string api_socket;
     bool no_api = false;
     std::string memory = "256M";
+    bool hugepages = false;
+    bool thp = false;
     std::string transport = "pci";
     std::vector<std::string> disks;
     std::vector<std::string> nets;
@@ -38,6 +40,14 @@ void add_run_options(CLI::App& run, VmConfig& config, RawRunOptions& raw, std::s
     vm_options.push_back(run.add_option("--cpus", config.vcpus, "Number of vCPUs")->capture_default_str());
     vm_options.push_back(run.add_option("--memory", raw.memory, "Guest RAM, e.g. 256M, 1G (a bare number means MiB)")
                              ->capture_default_str());
+    auto* hugepages = run.add_flag("--hugepages", raw.hugepages,
+                                   "Back guest RAM with 2 MiB hugetlbfs pages, reserved from the host's pool "
+                                   "(vm.nr_hugepages) at start; --memory must be a multiple of 2 MiB");
+    auto* thp = run.add_flag("--thp", raw.thp,
+                             "Let the host back guest RAM with transparent huge pages (MADV_HUGEPAGE)");
+    hugepages->excludes(thp);
+    vm_options.push_back(hugepages);
+    vm_options.push_back(thp);
     vm_options.push_back(run.add_option("--disk", raw.disks,
                    "A virtio-blk disk: path=FILE[,readonly=on][,id=NAME][,serial=STR][,io=uring|sync]. "
                    "Repeatable; the guest sees them as vda, vdb, ... in order")
@@ -119,7 +129,8 @@ std::string one_line(std::string text) {
 }
 
 // The options that describe the VM (what --config-file replaces).
-constexpr std::array kVmOptions{"--kernel", "--initrd", "--cmdline", "--cpus", "--memory", "--disk", "--net", "--rng"};
+constexpr std::array kVmOptions{"--kernel", "--initrd", "--cmdline", "--cpus", "--memory",
+                                "--hugepages", "--thp", "--disk", "--net", "--rng"};
 
 // Firecracker's own command line (`firecracker --api-sock PATH`,
 // `firecracker --no-api --config-file FILE`) means `keel run` with the same options.
@@ -204,6 +215,8 @@ CliOutcome parse_command_line(const std::vector<std::string>& given_args) {
             }
         } else {
             outcome.config.memory_bytes = parse_memory_size(raw.memory, "--memory");
+            if (raw.hugepages) outcome.config.page_backing = GuestPageBacking::Hugetlb2M;
+            if (raw.thp) outcome.config.page_backing = GuestPageBacking::Transparent;
             for (const auto& spec : raw.disks) outcome.config.disks.push_back(block::parse_disk_option(spec));
             for (const auto& spec : raw.nets) outcome.config.nets.push_back(net::parse_net_option(spec));
             outcome.resources = api::VmResources::describe(outcome.config);

@@ -63,8 +63,9 @@ std::unique_ptr<Machine> Machine::create(const VmConfig& config) {
 }
 
 void Machine::create_guest_memory() {
-    m_memory = GuestMemory::create(x86::guest_ram_regions(m_config.memory_bytes));
+    m_memory = GuestMemory::create(x86::guest_ram_regions(m_config.memory_bytes), m_config.page_backing);
     m_stats.guest_memory_bytes = m_config.memory_bytes;
+    m_stats.guest_memory_backing = page_backing_name(m_config.page_backing);
     m_stats.phase("memory ready");
 }
 

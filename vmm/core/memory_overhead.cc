@@ -100,9 +100,14 @@ MemoryBreakdown classify_smaps(std::string_view smaps, const std::vector<Address
     while (const auto next_line = lines.next()) {
         const std::string_view line = *next_line;
         if (line.starts_with("Rss:")) {
-            current.rss = parse_kib_field(line);
+            current.rss += parse_kib_field(line);
         } else if (line.starts_with("Pss:")) {
-            current.pss = parse_kib_field(line);
+            current.pss += parse_kib_field(line);
+        } else if (line.starts_with("Private_Hugetlb:") || line.starts_with("Shared_Hugetlb:")) {
+            // hugetlbfs pages (guest RAM with --hugepages) are not in Rss or Pss.
+            const uint64_t kib = parse_kib_field(line);
+            current.rss += kib;
+            current.pss += kib;
         } else {
             Mapping next;
             if (line.find(':') != std::string_view::npos && line.find('-') > line.find(':')) continue;  // other field

@@ -63,6 +63,9 @@ void validate_config(const VmConfig& config, uint64_t host_memory) {
     if (config.memory_bytes % (4 * KiB) != 0) {
         throw Error("--memory " + std::to_string(config.memory_bytes) + " B: must be a multiple of 4 KiB");
     }
+    if (config.page_backing == GuestPageBacking::Hugetlb2M && config.memory_bytes % kHugePageSize != 0) {
+        throw Error("--memory " + format_size(config.memory_bytes) + ": must be a multiple of 2 MiB with --hugepages");
+    }
     validate_disks(config.disks);
     validate_nets(config.nets);
     // Guest RAM is mapped lazily, so the kernel would accept far more than

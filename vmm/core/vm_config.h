@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "common/units.h"
+#include "memory/guest_memory.h"
 #include "virtio/block/disk_options.h"
 #include "virtio/net/net_options.h"
 
@@ -28,6 +29,7 @@ struct VmConfig {
     std::string cmdline = kDefaultCmdline;
     uint32_t vcpus = 1;
     uint64_t memory_bytes = 256 * MiB;
+    GuestPageBacking page_backing = GuestPageBacking::Normal;  // --hugepages, --thp
 
     VirtioTransportKind transport = VirtioTransportKind::Pci;
     std::vector<block::DiskOptions> disks;  // vda, vdb, ... in this order

@@ -68,6 +68,7 @@ nlohmann::json VmStats::to_json() const {
     if (!stop_detail.empty()) j["stop_detail"] = stop_detail;
     j["vcpus"] = vcpus;
     j["guest_memory_mib"] = guest_memory_bytes >> 20;
+    j["guest_memory_backing"] = guest_memory_backing;
     // CLOCK_MONOTONIC when keel started: lets a launcher (keel bench boot)
     // add the cost of starting the process to the phases below.
     j["process_start_monotonic_ns"] = m_start_ns;
@@ -179,7 +180,7 @@ std::string VmStats::to_text() const {
     row("kvm", memory.kvm);
     row("other", memory.other);
     out << "guest RAM touched: " << fixed(static_cast<double>(memory.guest_ram.rss_kib) / 1024.0) << " MiB of "
-        << (guest_memory_bytes >> 20) << " MiB\n";
+        << (guest_memory_bytes >> 20) << " MiB (" << guest_memory_backing << ")\n";
     for (size_t i = 0; i < vcpus_at_stop.size(); ++i) {
         if (!vcpus_at_stop[i].empty()) out << "vCPU " << i << " at stop: " << vcpus_at_stop[i] << "\n";
     }

@@ -50,6 +50,7 @@ public:
     std::string stop_detail;
     uint32_t vcpus = 0;
     uint64_t guest_memory_bytes = 0;
+    std::string guest_memory_backing;  // page_backing_name()
     ExitCounters exits;
     // KVM's in-kernel counters summed over vCPUs ("exits" counts every VM
     // exit, most of which never reach keel); empty without KVM_GET_STATS_FD.

@@ -1,9 +1,13 @@
 #include "memory/guest_memory.h"
 
+#include <linux/mman.h>
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <fstream>
 #include <utility>
 
 #include "common/error.h"
@@ -15,16 +19,15 @@ namespace {
 
 constexpr uint64_t kPageSize = 4096;
 
-void validate(const std::vector<MemoryRegionSpec>& specs) {
+void validate(const std::vector<MemoryRegionSpec>& specs, uint64_t alignment) {
     if (specs.empty()) throw Error("guest memory: no regions");
     std::vector<MemoryRegionSpec> sorted = specs;
-    std::sort(sorted.begin(), sorted.end(),
-              [](const auto& a, const auto& b) { return a.start < b.start; });
+    std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return a.start < b.start; });
     for (size_t i = 0; i < sorted.size(); ++i) {
         const auto& r = sorted[i];
-        if (r.size == 0 || r.size % kPageSize != 0 || r.start.value % kPageSize != 0) {
-            throw Error("guest memory: region at " + std::to_string(r.start.value) +
-                        " is empty or not page-aligned");
+        if (r.size == 0 || r.size % alignment != 0 || r.start.value % alignment != 0) {
+            throw Error("guest memory: region at " + std::to_string(r.start.value) + " of " + format_size(r.size) +
+                        " is empty or not aligned to " + format_size(alignment));
         }
         if (!r.start.checked_add(r.size)) throw Error("guest memory: region wraps the address space");
         if (i > 0 && sorted[i - 1].start.value + sorted[i - 1].size > r.start.value) {
@@ -33,22 +36,67 @@ void validate(const std::vector<MemoryRegionSpec>& specs) {
     }
 }
 
+uint64_t read_pool_count(const char* name) {
+    std::ifstream file(std::string("/sys/kernel/mm/hugepages/hugepages-2048kB/") + name);
+    uint64_t count = 0;
+    return file >> count ? count : 0;
+}
+
+// Not MAP_NORESERVE: the pages are reserved from the pool now, so a pool too
+// small is a clear error at start instead of a SIGBUS when the guest first
+// touches a page the pool cannot give (which is how Firecracker documents it).
+void* map_hugetlb(uint64_t size, uint64_t total) {
+    void* host =
+        ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_2MB, -1, 0);
+    if (host != MAP_FAILED) return host;
+    const int error = errno;
+    const uint64_t needed = total / kHugePageSize;
+    throw Error("cannot back " + format_size(total) +
+                " of guest memory with 2 MiB huge pages: " + std::strerror(error) + " (it needs " +
+                std::to_string(needed) + "; the host's pool has " + std::to_string(read_pool_count("free_hugepages")) +
+                " free of " + std::to_string(read_pool_count("nr_hugepages")) +
+                "; as root: sysctl vm.nr_hugepages=" + std::to_string(read_pool_count("nr_hugepages") + needed) + ")");
+}
+
 }  // namespace
 
-GuestMemory GuestMemory::create(const std::vector<MemoryRegionSpec>& specs) {
-    validate(specs);
+const char* page_backing_name(GuestPageBacking backing) {
+    switch (backing) {
+        case GuestPageBacking::Normal:
+            return "4 KiB pages";
+        case GuestPageBacking::Hugetlb2M:
+            return "2 MiB huge pages";
+        case GuestPageBacking::Transparent:
+            return "transparent huge pages";
+    }
+    return "?";
+}
+
+GuestMemory GuestMemory::create(const std::vector<MemoryRegionSpec>& specs, GuestPageBacking backing) {
+    validate(specs, backing == GuestPageBacking::Hugetlb2M ? kHugePageSize : kPageSize);
     GuestMemory memory;
+    memory.m_backing = backing;
+    uint64_t total = 0;
+    for (const auto& spec : specs) total += spec.size;
     for (const auto& spec : specs) {
-        // MAP_NORESERVE: guest RAM is touched lazily; the host commits only
-        // pages the guest actually uses, which is what keel reports as cost.
-        void* host = ::mmap(nullptr, spec.size, PROT_READ | PROT_WRITE,
-                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (host == MAP_FAILED) {
-            throw_errno("cannot map " + format_size(spec.size) + " of guest memory");
+        void* host = nullptr;
+        if (backing == GuestPageBacking::Hugetlb2M) {
+            host = map_hugetlb(spec.size, total);
+        } else {
+            // MAP_NORESERVE: guest RAM is touched lazily; the host commits only
+            // pages the guest actually uses, which is what keel reports as cost.
+            host =
+                ::mmap(nullptr, spec.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+            if (host == MAP_FAILED) throw_errno("cannot map " + format_size(spec.size) + " of guest memory");
+        }
+        memory.m_regions.push_back({spec.start, spec.size, static_cast<uint8_t*>(host)});
+        if (backing == GuestPageBacking::Transparent && ::madvise(host, spec.size, MADV_HUGEPAGE) != 0) {
+            throw_errno(
+                "cannot ask for transparent huge pages for guest memory (madvise MADV_HUGEPAGE; is "
+                "/sys/kernel/mm/transparent_hugepage there?)");
         }
         // Guest RAM must not be copied into a forked child (e.g. a helper process).
         ::madvise(host, spec.size, MADV_DONTFORK);
-        memory.m_regions.push_back({spec.start, spec.size, static_cast<uint8_t*>(host)});
     }
     std::sort(memory.m_regions.begin(), memory.m_regions.end(),
               [](const auto& a, const auto& b) { return a.start < b.start; });
@@ -56,17 +104,20 @@ GuestMemory GuestMemory::create(const std::vector<MemoryRegionSpec>& specs) {
 }
 
 GuestMemory::GuestMemory(GuestMemory&& other) noexcept
-    : m_regions(std::exchange(other.m_regions, {})) {}
+    : m_regions(std::exchange(other.m_regions, {})), m_backing(other.m_backing) {}
 
 GuestMemory& GuestMemory::operator=(GuestMemory&& other) noexcept {
     if (this != &other) {
         unmap_all();
         m_regions = std::exchange(other.m_regions, {});
+        m_backing = other.m_backing;
     }
     return *this;
 }
 
-GuestMemory::~GuestMemory() { unmap_all(); }
+GuestMemory::~GuestMemory() {
+    unmap_all();
+}
 
 void GuestMemory::unmap_all() {
     for (const auto& r : m_regions) ::munmap(r.host, r.size);
@@ -125,13 +176,11 @@ bool GuestMemory::store_release_u16(Gpa gpa, uint16_t value) const {
 
 void GuestMemory::write_or_throw(Gpa gpa, std::span<const uint8_t> src, const std::string& what) const {
     if (!write(gpa, src)) {
-        throw Error(what + " (" + std::to_string(src.size()) + " bytes at guest address 0x" +
-                    [&] {
-                        char buf[32];
-                        std::snprintf(buf, sizeof buf, "%llx", static_cast<unsigned long long>(gpa.value));
-                        return std::string(buf);
-                    }() +
-                    ") does not fit in guest memory");
+        throw Error(what + " (" + std::to_string(src.size()) + " bytes at guest address 0x" + [&] {
+            char buf[32];
+            std::snprintf(buf, sizeof buf, "%llx", static_cast<unsigned long long>(gpa.value));
+            return std::string(buf);
+        }() + ") does not fit in guest memory");
     }
 }
 

@@ -12,6 +12,18 @@
 
 namespace keel {
 
+// How guest RAM is backed on the host. docs/architecture.md ("Guest memory")
+// has what each costs and buys.
+enum class GuestPageBacking : uint8_t {
+    Normal,       // 4 KiB pages, populated lazily: the host pays for what the guest touches
+    Hugetlb2M,    // 2 MiB hugetlbfs pages, reserved from the host's pool (vm.nr_hugepages) at start
+    Transparent,  // 4 KiB mapping the host kernel may back with transparent huge pages
+};
+
+[[nodiscard]] const char* page_backing_name(GuestPageBacking backing);
+
+inline constexpr uint64_t kHugePageSize = 2ULL * 1024 * 1024;
+
 struct MemoryRegionSpec {
     Gpa start;
     uint64_t size = 0;
@@ -34,9 +46,12 @@ struct GuestMemoryRegion {
 // RAM is ever reachable through it.
 class GuestMemory {
 public:
-    // Maps anonymous, lazily-populated memory for each region. Regions must be
-    // page-aligned, non-empty and must not overlap. Throws keel::Error.
-    static GuestMemory create(const std::vector<MemoryRegionSpec>& regions);
+    // Maps anonymous memory for each region. Regions must be page-aligned (2 MiB
+    // for Hugetlb2M), non-empty and must not overlap. Throws keel::Error; for
+    // Hugetlb2M, when the host's pool cannot hold every region, with the pool's
+    // state and how to grow it.
+    static GuestMemory create(const std::vector<MemoryRegionSpec>& regions,
+                              GuestPageBacking backing = GuestPageBacking::Normal);
 
     GuestMemory(GuestMemory&& other) noexcept;
     GuestMemory& operator=(GuestMemory&& other) noexcept;
@@ -46,6 +61,7 @@ public:
 
     [[nodiscard]] const std::vector<GuestMemoryRegion>& regions() const { return m_regions; }
     [[nodiscard]] uint64_t total_size() const;
+    [[nodiscard]] GuestPageBacking backing() const { return m_backing; }
     [[nodiscard]] bool contains(Gpa gpa, uint64_t len) const { return find(gpa, len) != nullptr; }
 
     [[nodiscard]] std::optional<VolatileSlice> slice(Gpa gpa, uint64_t len) const;
@@ -86,6 +102,7 @@ private:
     void unmap_all();
 
     std::vector<GuestMemoryRegion> m_regions;
+    GuestPageBacking m_backing = GuestPageBacking::Normal;
 };
 
 }  // namespace keel

@@ -180,7 +180,8 @@ TEST_CASE("machine-config: PUT resets, PATCH changes what it names, bounds are c
     CHECK_THAT(resource_error([&] { resources.set_machine_config({.smt = true}); }), Contains("SMT"));
     CHECK_THAT(resource_error([&] { resources.set_machine_config({.track_dirty_pages = true}); }),
                Contains("dirty-page"));
-    CHECK_THAT(resource_error([&] { resources.set_machine_config({.huge_pages = "2M"}); }), Contains("huge_pages"));
+    CHECK_THAT(resource_error([&] { resources.set_machine_config({.mem_size_mib = 129, .huge_pages = "2M"}); }),
+               Contains("must be a multiple of 2"));
     resources.set_machine_config(put);
     const ScratchFile kernel("k2");
     resources.set_boot_source({.kernel_image_path = kernel.path});
@@ -188,6 +189,15 @@ TEST_CASE("machine-config: PUT resets, PATCH changes what it names, bounds are c
     CHECK(config.vcpus == 2);
     CHECK(config.memory_bytes == 1024 * MiB);
     CHECK(config.cmdline == VmConfig::kDefaultCmdline);
+    CHECK(config.page_backing == GuestPageBacking::Normal);
+    // huge_pages picks the backing of guest RAM, and a command-line VM shows its own.
+    for (const auto& [name, backing] : {std::pair{"2M", GuestPageBacking::Hugetlb2M},
+                                        std::pair{"Transparent", GuestPageBacking::Transparent}}) {
+        resources.set_machine_config({.vcpu_count = 1, .mem_size_mib = 128, .huge_pages = name});
+        CHECK(resources.to_vm_config().page_backing == backing);
+        VmConfig described = resources.to_vm_config();
+        CHECK(VmResources::describe(described).to_json()["machine-config"]["huge_pages"] == name);
+    }
 }
 
 TEST_CASE("logger, metrics and entropy sections", "[api][resources]") {
