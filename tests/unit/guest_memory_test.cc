@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <sys/mman.h>
+
 #include <array>
 
 #include "common/error.h"
@@ -48,4 +50,23 @@ TEST_CASE("overlapping or unaligned regions are refused", "[memory]") {
     CHECK_THROWS_AS(GuestMemory::create({{Gpa(0x10), 0x1000}}), Error);
     CHECK_THROWS_AS(GuestMemory::create({{Gpa(0), 0}}), Error);
     CHECK_THROWS_AS(GuestMemory::create({}), Error);
+}
+
+TEST_CASE("populate_for_write makes exactly the pages a loader will fill resident", "[memory]") {
+    auto mem = GuestMemory::create({{Gpa(0), 0x100000}});
+    const auto resident = [&](uint64_t page) {
+        unsigned char state = 0;
+        REQUIRE(::mincore(mem.regions()[0].host + page * 0x1000, 0x1000, &state) == 0);
+        return (state & 1) != 0;
+    };
+    REQUIRE_FALSE(resident(1));
+    // 0x1800..0x3800 covers pages 1, 2 and 3.
+    CHECK(mem.populate_for_write(Gpa(0x1800), 0x2000));
+    CHECK_FALSE(resident(0));
+    CHECK(resident(1));
+    CHECK(resident(2));
+    CHECK(resident(3));
+    CHECK_FALSE(resident(4));
+    CHECK_FALSE(mem.populate_for_write(Gpa(0xff000), 0x2000));  // past the region
+    CHECK_FALSE(mem.populate_for_write(Gpa(0x1000), 0));
 }

@@ -160,6 +160,7 @@ LoadedKernel load_bzimage(std::span<const uint8_t> image, const GuestMemory& mem
                        guest_size + " guest has there; give the VM more memory");
     }
     const auto payload = image.subspan(static_cast<size_t>(bz.payload_offset));
+    (void)mem.populate_for_write(layout.load, payload.size());
     if (!mem.write(layout.load, payload)) {
         fail(name, "(" + approx_size(payload.size()) + " protected-mode kernel) does not fit in guest memory (" +
                        guest_size + ") at " + to_hex(layout.load.value));

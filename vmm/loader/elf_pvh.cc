@@ -207,6 +207,7 @@ LoadedKernel load_elf_pvh(std::span<const uint8_t> image, const GuestMemory& mem
                            ") that does not fit in guest memory (" + format_size(mem.total_size()) +
                            "); give the VM more memory");
         }
+        (void)mem.populate_for_write(seg.paddr, seg.file_size);
         slice->copy_from(image.subspan(seg.file_offset, seg.file_size));
         // The bss tail: guest RAM starts zeroed, but a reused VM's would not be.
         if (auto bss = mem.slice(seg.paddr.unchecked_add(seg.file_size), seg.mem_size - seg.file_size)) {

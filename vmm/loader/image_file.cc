@@ -1,6 +1,7 @@
 #include "loader/image_file.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -46,13 +47,36 @@ void read_exact(const OpenedFile& file, void* dst, uint64_t dst_size, uint64_t o
     }
 }
 
-std::vector<uint8_t> read_whole_file(const std::string& path, std::string_view what, uint64_t max_size) {
+FileBytes::FileBytes(uint64_t size) : m_size(static_cast<size_t>(size)) {
+    if (m_size == 0) return;
+    void* data = ::mmap(nullptr, m_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (data == MAP_FAILED) throw_errno("cannot map " + approx_size(size) + " to read a file into");
+    m_data = static_cast<uint8_t*>(data);
+}
+
+FileBytes::FileBytes(FileBytes&& other) noexcept
+    : m_data(std::exchange(other.m_data, nullptr)), m_size(std::exchange(other.m_size, 0)) {}
+
+FileBytes& FileBytes::operator=(FileBytes&& other) noexcept {
+    if (this != &other) {
+        if (m_data != nullptr) ::munmap(m_data, m_size);
+        m_data = std::exchange(other.m_data, nullptr);
+        m_size = std::exchange(other.m_size, 0);
+    }
+    return *this;
+}
+
+FileBytes::~FileBytes() {
+    if (m_data != nullptr) ::munmap(m_data, m_size);
+}
+
+FileBytes read_whole_file(const std::string& path, std::string_view what, uint64_t max_size) {
     OpenedFile file = open_regular_file(path, what);
     if (file.size > max_size) {
         throw Error(quoted(what, path) + " is " + approx_size(file.size) + ", more than the " +
                     format_size(max_size) + " keel accepts");
     }
-    std::vector<uint8_t> bytes(static_cast<size_t>(file.size));
+    FileBytes bytes(file.size);
     read_exact(file, bytes.data(), bytes.size(), 0, what, path);
     return bytes;
 }

@@ -54,6 +54,7 @@ LoadedInitrd load_initrd(const std::string& path, const GuestMemory& mem, const 
     const auto slice = mem.slice(*slot, file.size);
     if (!slice) throw Error("initrd '" + path + "': internal error placing it at " + to_hex(slot->value));
     // The kernel reads the file straight into guest RAM, without a bounce buffer.
+    (void)mem.populate_for_write(*slot, file.size);
     read_exact(file, slice->as_iov_base(), file.size, 0, "initrd", path);
     return LoadedInitrd{*slot, file.size};
 }

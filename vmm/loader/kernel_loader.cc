@@ -64,7 +64,7 @@ LoadedKernel load_kernel_image(std::span<const uint8_t> image, const GuestMemory
 }
 
 LoadedKernel load_kernel(const std::string& path, const GuestMemory& mem) {
-    const std::vector<uint8_t> image = read_whole_file(path, "kernel image", kMaxKernelImageSize);
+    const FileBytes image = read_whole_file(path, "kernel image", kMaxKernelImageSize);
     return load_kernel_image(image, mem, path);
 }
 

@@ -143,6 +143,15 @@ std::optional<VolatileSlice> GuestMemory::slice(Gpa gpa, uint64_t len) const {
     return VolatileSlice(region->host + (gpa.value - region->start.value), static_cast<size_t>(len));
 }
 
+bool GuestMemory::populate_for_write(Gpa gpa, uint64_t len) const {
+    const auto* region = find(gpa, len);
+    if (region == nullptr || len == 0) return false;
+    const uint64_t page = m_backing == GuestPageBacking::Hugetlb2M ? kHugePageSize : kPageSize;
+    const uint64_t first = (gpa.value - region->start.value) / page * page;
+    const uint64_t last = std::min(region->size, (gpa.value - region->start.value + len + page - 1) / page * page);
+    return ::madvise(region->host + first, last - first, MADV_POPULATE_WRITE) == 0;
+}
+
 bool GuestMemory::read(Gpa gpa, std::span<uint8_t> dst) const {
     const auto s = slice(gpa, dst.size());
     if (!s) return false;

@@ -65,6 +65,13 @@ public:
     [[nodiscard]] bool contains(Gpa gpa, uint64_t len) const { return find(gpa, len) != nullptr; }
 
     [[nodiscard]] std::optional<VolatileSlice> slice(Gpa gpa, uint64_t len) const;
+
+    // Has the host give every page of [gpa, gpa + len) now, writable, in one
+    // call (MADV_POPULATE_WRITE), before a loader copies a kernel or initrd in:
+    // a copy into fresh guest RAM otherwise takes one page fault per 4 KiB.
+    // Best effort: false (out of range, or a kernel before 5.14) only costs
+    // those faults.
+    bool populate_for_write(Gpa gpa, uint64_t len) const;
     [[nodiscard]] bool read(Gpa gpa, std::span<uint8_t> dst) const;
     [[nodiscard]] bool write(Gpa gpa, std::span<const uint8_t> src) const;
 
