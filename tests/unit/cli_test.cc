@@ -56,7 +56,7 @@ TEST_CASE("run defaults: 1 vCPU, 256 MiB, serial console command line", "[cli]")
     CHECK(out.log.level == "warn");
 }
 
-TEST_CASE("--hugepages and --thp choose how guest RAM is backed", "[cli]") {
+TEST_CASE("guest RAM backing follows --hugepages and --thp", "[cli]") {
     CHECK(parse_command_line({"run", "--kernel", "bz"}).config.page_backing == GuestPageBacking::Normal);
     CHECK(parse_command_line({"run", "--kernel", "bz", "--hugepages"}).config.page_backing ==
           GuestPageBacking::Hugetlb2M);
