@@ -258,11 +258,10 @@ ApiRun run_through_api(const GuestImage& guest) {
     options.watch = [&](const std::string& out) { output.update(out); };
     options.kill_when = [&](const std::string&) { return client.gave_up(); };
     // Firecracker's own command line: no VM until the API describes one.
-    auto result = run_process({keel_binary(), "--api-sock", socket, "--stats-json", stats_path}, options);
+    Boot boot = run_keel_boot({keel_binary(), "--api-sock", socket, "--stats-json", stats_path}, stats_path, options);
     output.finish();
     client_thread.join();
-    ApiRun run{Boot{result, {}}, client.steps(), {}};
-    if (std::ifstream stats(stats_path); stats) run.boot.stats = nlohmann::json::parse(stats, nullptr, false);
+    ApiRun run{std::move(boot), client.steps(), {}};
     std::ifstream metrics(metrics_path);
     for (std::string line; std::getline(metrics, line);) run.metrics_lines.push_back(line);
     return run;

@@ -119,12 +119,8 @@ TEST_CASE("a huge-page pool too small or memory not in 2 MiB steps is a one-line
     const auto guest = stock_guest();
     require_one_line_error(run_keel({"run", "--kernel", guest.kernel, "--hugepages", "--memory", "255M"}),
                            "must be a multiple of 2 MiB with --hugepages");
-    std::ifstream free_file("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages");
-    std::ifstream overcommit_file("/proc/sys/vm/nr_overcommit_hugepages");
-    uint64_t free_pages = 0, overcommit = 0;
-    free_file >> free_pages;
-    overcommit_file >> overcommit;
-    if (overcommit != 0 || free_pages > 1024) {
+    const uint64_t free_pages = read_number_file("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages");
+    if (read_number_file("/proc/sys/vm/nr_overcommit_hugepages") != 0 || free_pages > 1024) {
         WARN("this host's huge-page pool is large or may overcommit: the short pool is not checked here");
         return;
     }

@@ -147,9 +147,9 @@ namespace {
 // back after it (needs root, as the network tests do; the sandbox runs as root).
 class HugePagePool {
 public:
-    explicit HugePagePool(uint64_t pages) : m_before(read_count(kNrPath)) {
+    explicit HugePagePool(uint64_t pages) : m_before(read_number_file(kNrPath)) {
         std::ofstream(kNrPath) << m_before + pages << "\n";
-        m_free = read_count("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages");
+        m_free = read_number_file("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages");
     }
     ~HugePagePool() { std::ofstream(kNrPath) << m_before << "\n"; }
     HugePagePool(const HugePagePool&) = delete;
@@ -158,11 +158,6 @@ public:
 
 private:
     static constexpr const char* kNrPath = "/proc/sys/vm/nr_hugepages";
-    static uint64_t read_count(const char* path) {
-        std::ifstream file(path);
-        uint64_t count = 0;
-        return file >> count ? count : 0;
-    }
     uint64_t m_before;
     uint64_t m_free = 0;
 };
@@ -217,18 +212,13 @@ TEST_CASE("keel --no-api --config-file boots the stock kernel with its vCPUs, me
     const std::string config_path = dir + "/vm.json";
     std::ofstream(config_path) << config.dump(2);
     const std::string stats_path = dir + "/stats.json";
-    struct Attempt {
-        Boot boot;
-    };
     const auto attempt = [&] {
-        for (const auto& stale : {stats_path, log, dir + "/metrics.json"}) std::filesystem::remove(stale);
+        for (const auto& stale : {log, dir + "/metrics.json"}) std::filesystem::remove(stale);
         // Firecracker's one-shot command line, as is.
-        Attempt a{{run_process({keel_binary(), "--no-api", "--config-file", config_path, "--stats-json", stats_path}),
-                   {}}};
-        if (std::ifstream stats(stats_path); stats) a.boot.stats = nlohmann::json::parse(stats, nullptr, false);
-        return a;
+        return run_keel_boot({keel_binary(), "--no-api", "--config-file", config_path, "--stats-json", stats_path},
+                             stats_path);
     };
-    const Boot b = retry_once_after_emulated_host_failure("config-file boot", attempt).boot;
+    const Boot b = retry_once_after_emulated_host_failure("config-file boot", attempt);
     const auto& r = b.result;
     require_clean_exit(b);
     INFO("guest console:\n" << r.out);

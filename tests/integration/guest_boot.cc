@@ -29,6 +29,14 @@ std::string base64(const std::string& bytes) {
     return out;
 }
 
+Boot run_keel_boot(const std::vector<std::string>& argv, const std::string& stats_path,
+                   const ProcessOptions& options) {
+    std::filesystem::remove(stats_path);
+    Boot b{run_process(argv, options), {}};
+    if (std::ifstream stats(stats_path); stats) b.stats = nlohmann::json::parse(stats, nullptr, false);
+    return b;
+}
+
 Boot boot(const BootRequest& request) {
     const auto dir = scratch_dir();
     const std::string stats_path = dir + "/stats.json";
@@ -41,12 +49,7 @@ Boot boot(const BootRequest& request) {
                                   "--cmdline",   cmdline};
     argv.insert(argv.end(), request.keel_args.begin(), request.keel_args.end());
     argv.insert(argv.begin(), request.command_prefix.begin(), request.command_prefix.end());
-    const auto run = [&] {
-        std::filesystem::remove(stats_path);
-        Boot b{run_process(argv, request.options), {}};
-        if (std::ifstream stats(stats_path); stats) b.stats = nlohmann::json::parse(stats, nullptr, false);
-        return b;
-    };
+    const auto run = [&] { return run_keel_boot(argv, stats_path, request.options); };
     Boot b = run();
     const bool rerunnable = !request.options.watch && !request.options.kill_when && request.options.script.empty();
     if (rerunnable && emulated_host_failure(b)) {

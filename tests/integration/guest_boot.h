@@ -34,6 +34,11 @@ struct Boot {
 // Standard base64 (with padding), as keel.run= wants a script.
 [[nodiscard]] std::string base64(const std::string& bytes);
 
+// Runs keel with `argv` (which writes --stats-json to `stats_path`) and reads
+// the statistics it wrote; a stale file from an earlier run is removed first.
+[[nodiscard]] Boot run_keel_boot(const std::vector<std::string>& argv, const std::string& stats_path,
+                                 const ProcessOptions& options = {});
+
 // A boot with nothing but the guest's own output to go by (no watch, script or
 // kill_when) runs once more after an emulated-host failure, reported as above.
 [[nodiscard]] Boot boot(const BootRequest& request);
@@ -61,15 +66,22 @@ void require_clean_exit(const Boot& b);
 // (scripts/test lists them after the kvm batch).
 void note_emulated_host_failure(const std::string& test, const Boot& b);
 
-// Runs `attempt` (which boots a guest and returns a struct whose `boot` is the
-// Boot) and, when emulated_host_failure() says so, runs it once more and
+// Runs `attempt` (which boots a guest and returns the Boot, or a struct whose
+// `boot` is the Boot) and, when emulated_host_failure() says so, runs it once more and
 // returns the second result. Every assertion still applies to what is
 // returned, so a keel that hangs or crashes its guest does so twice and fails.
+// An attempt may return the Boot itself.
+inline const Boot& boot_of(const Boot& boot) { return boot; }
+template <class Result>
+const Boot& boot_of(const Result& result) {
+    return result.boot;
+}
+
 template <class Attempt>
 auto retry_once_after_emulated_host_failure(const std::string& test, Attempt attempt) {
     auto first = attempt();
-    if (!emulated_host_failure(first.boot)) return first;
-    note_emulated_host_failure(test, first.boot);
+    if (!emulated_host_failure(boot_of(first))) return first;
+    note_emulated_host_failure(test, boot_of(first));
     return attempt();
 }
 

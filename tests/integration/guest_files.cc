@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <filesystem>
 #include <stdexcept>
 
@@ -50,6 +51,12 @@ GuestImage minimal_guest() {
     if (dir.empty() || !std::filesystem::exists(dir + "/bzImage")) return {};
     const auto stock = stock_guest();
     return {dir + "/bzImage", dir + "/vmlinux", stock.initrd, "minimal"};
+}
+
+uint64_t read_number_file(const std::string& path) {
+    std::ifstream file(path);
+    uint64_t number = 0;
+    return file >> number ? number : 0;
 }
 
 std::string scratch_dir() {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 namespace keel::test {
@@ -23,5 +24,8 @@ GuestImage minimal_guest();
 
 // A fresh scratch directory for one test.
 std::string scratch_dir();
+
+// The number a /proc or /sys file holds (0 when it cannot be read).
+uint64_t read_number_file(const std::string& path);
 
 }  // namespace keel::test

@@ -51,11 +51,11 @@ void* map_hugetlb(uint64_t size, uint64_t total) {
     if (host != MAP_FAILED) return host;
     const int error = errno;
     const uint64_t needed = total / kHugePageSize;
-    throw Error("cannot back " + format_size(total) +
-                " of guest memory with 2 MiB huge pages: " + std::strerror(error) + " (it needs " +
-                std::to_string(needed) + "; the host's pool has " + std::to_string(read_pool_count("free_hugepages")) +
-                " free of " + std::to_string(read_pool_count("nr_hugepages")) +
-                "; as root: sysctl vm.nr_hugepages=" + std::to_string(read_pool_count("nr_hugepages") + needed) + ")");
+    const uint64_t pool = read_pool_count("nr_hugepages");
+    throw Error("cannot back " + format_size(total) + " of guest memory with 2 MiB huge pages: " +
+                std::strerror(error) + " (it needs " + std::to_string(needed) + "; the host's pool has " +
+                std::to_string(read_pool_count("free_hugepages")) + " free of " + std::to_string(pool) +
+                "; as root: sysctl vm.nr_hugepages=" + std::to_string(pool + needed) + ")");
 }
 
 }  // namespace
