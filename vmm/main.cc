@@ -17,6 +17,7 @@
 #include "cli/cli.h"
 #include "common/error.h"
 #include "core/machine.h"
+#include "security/seccomp_filter.h"
 
 namespace {
 
@@ -111,6 +112,7 @@ int main(int argc, char** argv) {
     }
     try {
         if (cli.command == keel::CliCommand::Bench) return exec_bench(cli.bench_args);
+        if (cli.config.seccomp != keel::security::SeccompMode::Off) keel::security::install_violation_reporter();
         // The API's session also writes a config file's metrics.
         const bool session = !cli.api_socket.empty() || cli.resources.metrics();
         return session ? run_with_api(cli) : run(cli);

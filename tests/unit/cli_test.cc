@@ -72,6 +72,17 @@ TEST_CASE("guest RAM backing follows --hugepages and --thp", "[cli]") {
     CHECK_NOTHROW(validate_config(odd, 0));
 }
 
+TEST_CASE("seccomp filters are on unless --seccomp says log or off, also with a config file or the API", "[cli]") {
+    using keel::security::SeccompMode;
+    CHECK(parse_command_line({"run", "--kernel", "bz"}).config.seccomp == keel::security::kDefaultSeccompMode);
+    CHECK(parse_command_line({"run", "--kernel", "bz", "--seccomp", "on"}).config.seccomp == SeccompMode::Enforce);
+    CHECK(parse_command_line({"run", "--kernel", "bz", "--seccomp", "log"}).config.seccomp == SeccompMode::Log);
+    CHECK(parse_command_line({"run", "--kernel", "bz", "--seccomp=off"}).config.seccomp == SeccompMode::Off);
+    CHECK(parse_command_line({"--api-sock", "/run/k.sock", "--seccomp", "log"}).config.seccomp == SeccompMode::Log);
+    check_one_line_usage_error(parse_command_line({"run", "--kernel", "bz", "--seccomp", "strict"}));
+    check_one_line_usage_error(parse_command_line({"run", "--kernel", "bz", "--seccomp"}));
+}
+
 TEST_CASE("bad command lines are one-line errors with exit status 2", "[cli]") {
     for (const auto& args : std::vector<std::vector<std::string>>{
              {"run"},

@@ -11,6 +11,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <future>
 #include <list>
 #include <vector>
 
@@ -88,7 +89,7 @@ std::string serialize_response(const ApiResponse& response, bool close) {
     return out;
 }
 
-ApiServer::ApiServer(std::string socket_path, ApiServerLimits limits, Dispatch dispatch)
+ApiServer::ApiServer(std::string socket_path, ApiServerLimits limits, Dispatch dispatch, security::SeccompMode seccomp)
     : m_path(std::move(socket_path)), m_limits(limits), m_dispatch(std::move(dispatch)) {
     sockaddr_un address{};
     address.sun_family = AF_UNIX;
@@ -122,12 +123,29 @@ ApiServer::ApiServer(std::string socket_path, ApiServerLimits limits, Dispatch d
     // taken here would end keel without removing the socket.
     sigset_t all, previous;
     sigfillset(&all);
+    // Except SIGSYS, a seccomp violation's: the kernel resets a blocked one to
+    // its default action, which would skip the report that names the call.
+    sigdelset(&all, SIGSYS);
     pthread_sigmask(SIG_BLOCK, &all, &previous);
-    m_thread = std::thread([this] {
+    std::promise<std::string> filter_loaded;
+    auto filter_error = filter_loaded.get_future();
+    m_thread = std::thread([this, seccomp, &filter_loaded] {
         pthread_setname_np(pthread_self(), "keel-api");
+        try {
+            security::install_thread_filter(security::ThreadRole::Api, seccomp);
+        } catch (const Error& e) {
+            filter_loaded.set_value(e.what());
+            return;
+        }
+        filter_loaded.set_value({});
         serve();
     });
     pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+    if (auto error = filter_error.get(); !error.empty()) {
+        m_thread.join();
+        ::unlink(m_path.c_str());
+        throw Error(error);
+    }
 }
 
 ApiServer::~ApiServer() {

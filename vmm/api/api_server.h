@@ -11,6 +11,8 @@
 #include <string>
 #include <thread>
 
+#include "security/seccomp_filter.h"
+
 #include "api/api_request.h"
 #include "api/http_request.h"
 #include "common/fd.h"
@@ -33,7 +35,10 @@ public:
     // Binds and listens on `socket_path` (which must not exist yet: a second
     // keel on the same path is refused rather than silently taking it over)
     // and starts serving. Throws keel::Error naming the path.
-    ApiServer(std::string socket_path, ApiServerLimits limits, Dispatch dispatch);
+    // The serving thread loads the API role's seccomp filter before it
+    // accepts a connection; a filter that cannot be loaded is thrown here.
+    ApiServer(std::string socket_path, ApiServerLimits limits, Dispatch dispatch,
+              security::SeccompMode seccomp = security::kDefaultSeccompMode);
     ~ApiServer();
     ApiServer(const ApiServer&) = delete;
     ApiServer& operator=(const ApiServer&) = delete;

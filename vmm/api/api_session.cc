@@ -27,8 +27,8 @@ ApiServer::Dispatch through(ApiMailbox& mailbox) {
 }  // namespace
 
 ApiSession::ApiSession(const std::string& socket_path, VmResources resources, VmControllerOptions options)
-    : m_controller(std::move(resources), std::move(options)) {
-    if (!socket_path.empty()) m_server.emplace(socket_path, ApiServerLimits{}, through(m_mailbox));
+    : m_seccomp(options.command_line.seccomp), m_controller(std::move(resources), std::move(options)) {
+    if (!socket_path.empty()) m_server.emplace(socket_path, ApiServerLimits{}, through(m_mailbox), m_seccomp);
 }
 
 ApiSession::~ApiSession() {

@@ -42,6 +42,7 @@ public:
 private:
     void answer_requests();
 
+    security::SeccompMode m_seccomp;  // before m_controller, which takes the options
     VmController m_controller;
     ApiMailbox m_mailbox;
     std::optional<ApiServer> m_server;

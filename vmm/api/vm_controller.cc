@@ -62,6 +62,7 @@ void VmController::start() {
     config.transport = m_options.command_line.transport;
     config.print_stats = m_options.command_line.print_stats;
     config.stats_json_path = m_options.command_line.stats_json_path;
+    config.seccomp = m_options.command_line.seccomp;
     m_machine = Machine::create(config);
     m_vm_config = std::move(config);
     m_state = VmState::Running;

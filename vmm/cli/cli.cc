@@ -26,6 +26,7 @@ struct RawRunOptions {
     bool hugepages = false;
     bool thp = false;
     std::string transport = "pci";
+    std::string seccomp{security::to_string(security::kDefaultSeccompMode)};
     std::vector<std::string> disks;
     std::vector<std::string> nets;
 };
@@ -73,6 +74,11 @@ void add_run_options(CLI::App& run, VmConfig& config, RawRunOptions& raw, std::s
         ->excludes(api_sock);
     run.add_option("--transport", raw.transport, "How virtio devices attach: pci (virtio-pci, MSI-X) or mmio")
         ->check(CLI::IsMember({"pci", "mmio"}))
+        ->capture_default_str();
+    run.add_option("--seccomp", raw.seccomp,
+                   "Per-thread seccomp filters (docs/security.md): on; log (nothing is stopped, the kernel "
+                   "logs each call outside the lists); off (for debugging keel only)")
+        ->check(CLI::IsMember({"on", "log", "off"}))
         ->capture_default_str();
     run.add_flag("--stats", config.print_stats,
                  "When the guest exits, print boot phases, VM exits and memory overhead to stderr");
@@ -223,6 +229,7 @@ CliOutcome parse_command_line(const std::vector<std::string>& given_args) {
             outcome.vm_given = true;
         }
         outcome.config.transport = raw.transport == "mmio" ? VirtioTransportKind::Mmio : VirtioTransportKind::Pci;
+        outcome.config.seccomp = *security::parse_seccomp_mode(raw.seccomp);
     } catch (const Error& e) {
         outcome.exit_code = 2;
         outcome.message_is_error = true;

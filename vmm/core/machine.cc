@@ -35,7 +35,17 @@ int Machine::run() {
         m_events, m_stop, STDIN_FILENO, rx_room.get(),
         ConsoleSink{[this](std::span<const uint8_t> bytes) { return m_serial->enqueue_input(bytes); }},
         raw_terminal.active() ? ConsoleEscapes::Interpret : ConsoleEscapes::PassThrough);
+    m_stats.seccomp_mode = security::to_string(m_config.seccomp);
+    if (m_config.seccomp != security::SeccompMode::Off) {
+        for (const auto role : security::kAllThreadRoles) {
+            m_stats.seccomp_allowed_syscalls[std::string(security::to_string(role))] =
+                security::allowed_syscall_count(role);
+        }
+    }
     start_vcpu_threads();
+    // After the vCPU threads exist (they would inherit it and load their own
+    // on top) and before the first device event the guest can cause.
+    security::install_thread_filter(security::ThreadRole::EventLoop, m_config.seccomp);
     m_events.run(m_stop);
     m_events.remove(m_stop.wake_fd());
     stop_vcpu_threads();
@@ -57,9 +67,15 @@ void Machine::start_vcpu_threads() {
     sigaddset(&blocked, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &blocked, &previous);
     for (auto& runner : m_runners) {
-        m_threads.emplace_back([r = runner.get()] {
+        m_threads.emplace_back([this, r = runner.get()] {
             const std::string name = "keel-vcpu" + std::to_string(r->index());
             pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
+            try {
+                security::install_thread_filter(security::ThreadRole::Vcpu, m_config.seccomp);
+            } catch (const Error& e) {
+                m_stop.stop(StopReason::Error, e.what());
+                return;
+            }
             r->run();
         });
     }

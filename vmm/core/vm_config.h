@@ -7,6 +7,7 @@
 
 #include "common/units.h"
 #include "memory/guest_memory.h"
+#include "security/seccomp_filter.h"
 #include "virtio/block/disk_options.h"
 #include "virtio/net/net_options.h"
 
@@ -35,6 +36,10 @@ struct VmConfig {
     std::vector<block::DiskOptions> disks;  // vda, vdb, ... in this order
     std::vector<net::NetOptions> nets;      // eth0, eth1, ... in this order (on PCI)
     bool rng = false;                       // virtio-rng backed by getrandom(2)
+
+    // Each thread's system calls are limited to its role's list before it
+    // runs guest-influenced code (docs/security.md).
+    security::SeccompMode seccomp = security::kDefaultSeccompMode;
 
     bool print_stats = false;
     std::string stats_json_path;  // empty: don't write

@@ -69,6 +69,7 @@ nlohmann::json VmStats::to_json() const {
     j["vcpus"] = vcpus;
     j["guest_memory_mib"] = guest_memory_bytes >> 20;
     j["guest_memory_backing"] = guest_memory_backing;
+    j["seccomp"] = {{"mode", seccomp_mode}, {"allowed_syscalls", seccomp_allowed_syscalls}};
     // CLOCK_MONOTONIC when keel started: lets a launcher (keel bench boot)
     // add the cost of starting the process to the phases below.
     j["process_start_monotonic_ns"] = m_start_ns;
@@ -181,6 +182,13 @@ std::string VmStats::to_text() const {
     row("other", memory.other);
     out << "guest RAM touched: " << fixed(static_cast<double>(memory.guest_ram.rss_kib) / 1024.0) << " MiB of "
         << (guest_memory_bytes >> 20) << " MiB (" << guest_memory_backing << ")\n";
+    out << "seccomp: " << seccomp_mode;
+    if (!seccomp_allowed_syscalls.empty()) {
+        out << " (system calls allowed:";
+        for (const auto& [role, count] : seccomp_allowed_syscalls) out << " " << role << " " << count;
+        out << ")";
+    }
+    out << "\n";
     for (size_t i = 0; i < vcpus_at_stop.size(); ++i) {
         if (!vcpus_at_stop[i].empty()) out << "vCPU " << i << " at stop: " << vcpus_at_stop[i] << "\n";
     }

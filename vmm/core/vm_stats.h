@@ -51,6 +51,10 @@ public:
     uint32_t vcpus = 0;
     uint64_t guest_memory_bytes = 0;
     std::string guest_memory_backing;  // page_backing_name()
+    // --seccomp and how many system calls each thread role's filter allows
+    // (docs/security.md); empty counts with --seccomp off.
+    std::string seccomp_mode;
+    std::map<std::string, uint64_t> seccomp_allowed_syscalls;
     ExitCounters exits;
     // KVM's in-kernel counters summed over vCPUs ("exits" counts every VM
     // exit, most of which never reach keel); empty without KVM_GET_STATS_FD.
