@@ -112,7 +112,8 @@ int main(int argc, char** argv) {
     }
     try {
         if (cli.command == keel::CliCommand::Bench) return exec_bench(cli.bench_args);
-        if (cli.config.seccomp != keel::security::SeccompMode::Off) keel::security::install_violation_reporter();
+        // Only an enforcing filter traps; log and off never raise SIGSYS.
+        if (cli.config.seccomp == keel::security::SeccompMode::Enforce) keel::security::install_violation_reporter();
         // The API's session also writes a config file's metrics.
         const bool session = !cli.api_socket.empty() || cli.resources.metrics();
         return session ? run_with_api(cli) : run(cli);

@@ -1,9 +1,8 @@
 # kvm_runs_guests: true when this host's /dev/kvm runs guest code at hardware speed
 # (scripts/lib/kvm-probe.c), not only when it opens; else false with the reason in
 # $kvm_probe_verdict. Sourced by scripts/kvm-sandbox, scripts/demo and the benchmarks.
+# A /dev/kvm that opens but cannot run guests would make every boot run out of time.
 keel_kvm_probe_source=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/kvm-probe.c
-# "Usable" means it runs guest code at hardware speed (scripts/lib/kvm-probe.c), not only that
-# it opens: a /dev/kvm that cannot would make every boot run out of time.
 kvm_probe_verdict=
 kvm_runs_guests() {
     [[ -c /dev/kvm && -r /dev/kvm && -w /dev/kvm ]] || { kvm_probe_verdict="no /dev/kvm on this host"; return 1; }

@@ -36,7 +36,7 @@ int Machine::run() {
         ConsoleSink{[this](std::span<const uint8_t> bytes) { return m_serial->enqueue_input(bytes); }},
         raw_terminal.active() ? ConsoleEscapes::Interpret : ConsoleEscapes::PassThrough);
     m_stats.seccomp_mode = security::to_string(m_config.seccomp);
-    if (m_config.seccomp != security::SeccompMode::Off) {
+    if (m_config.stats_requested() && m_config.seccomp != security::SeccompMode::Off) {
         for (const auto role : security::kAllThreadRoles) {
             m_stats.seccomp_allowed_syscalls[std::string(security::to_string(role))] =
                 security::allowed_syscall_count(role);

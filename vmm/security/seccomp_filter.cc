@@ -50,30 +50,27 @@ public:
         while (*text != '\0' && m_length < sizeof m_text) m_text[m_length++] = *text++;
     }
     void add(long number) {
-        char digits[24];
-        size_t count = 0;
-        unsigned long magnitude =
-            number < 0 ? 0UL - static_cast<unsigned long>(number) : static_cast<unsigned long>(number);
-        do {
-            digits[count++] = static_cast<char>('0' + magnitude % 10);
-            magnitude /= 10;
-        } while (magnitude != 0 && count < sizeof digits);
         if (number < 0) add("-");
-        while (count > 0 && m_length < sizeof m_text) m_text[m_length++] = digits[--count];
+        add_digits(
+            number < 0 ? 0ULL - static_cast<unsigned long long>(number) : static_cast<unsigned long long>(number), 10);
     }
     void add_hex(unsigned long long number) {
-        char digits[20];
-        size_t count = 0;
-        do {
-            digits[count++] = "0123456789abcdef"[number % 16];
-            number /= 16;
-        } while (number != 0 && count < sizeof digits);
         add("0x");
-        while (count > 0 && m_length < sizeof m_text) m_text[m_length++] = digits[--count];
+        add_digits(number, 16);
     }
     void write_to(int fd) const { (void)!::write(fd, m_text, m_length); }
 
 private:
+    void add_digits(unsigned long long number, unsigned base) {
+        char digits[24];
+        size_t count = 0;
+        do {
+            digits[count++] = "0123456789abcdef"[number % base];
+            number /= base;
+        } while (number != 0 && count < sizeof digits);
+        while (count > 0 && m_length < sizeof m_text) m_text[m_length++] = digits[--count];
+    }
+
     char m_text[512];
     size_t m_length = 0;
 };
@@ -142,14 +139,13 @@ public:
     FilterContext& operator=(const FilterContext&) = delete;
 
     void allow(const AllowedSyscall& call) {
-        const std::string step = "seccomp_rule_add(" + std::string(call.name) + ")";
         if (call.only_values.empty()) {
-            check(step, seccomp_rule_add(m_context, SCMP_ACT_ALLOW, call.number, 0));
+            check_rule(call, seccomp_rule_add(m_context, SCMP_ACT_ALLOW, call.number, 0));
             return;
         }
         for (const auto& value : call.only_values) {
             const scmp_arg_cmp compare{call.argument_index, SCMP_CMP_MASKED_EQ, 0xffffffffULL, value.value};
-            check(step, seccomp_rule_add_array(m_context, SCMP_ACT_ALLOW, call.number, 1, &compare));
+            check_rule(call, seccomp_rule_add_array(m_context, SCMP_ACT_ALLOW, call.number, 1, &compare));
         }
     }
     void load() { check("seccomp_load", seccomp_load(m_context)); }
@@ -157,6 +153,10 @@ public:
 private:
     void check(const std::string& step, int result) const {
         if (result < 0) fail(step, result);
+    }
+    // The step's name is only built when it failed: a thread adds dozens of rules.
+    void check_rule(const AllowedSyscall& call, int result) const {
+        if (result < 0) fail("seccomp_rule_add(" + std::string(call.name) + ")", result);
     }
     [[noreturn]] void fail(const std::string& step, int negative_errno) const {
         throw Error("cannot install the seccomp filter of the " + std::string(to_string(m_role)) + " thread: " + step +
