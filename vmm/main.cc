@@ -112,6 +112,7 @@ int main(int argc, char** argv) {
     }
     try {
         if (cli.command == keel::CliCommand::Bench) return exec_bench(cli.bench_args);
+        if (cli.command == keel::CliCommand::Jail) return keel::jail::run_jail(cli.jail);
         // Only an enforcing filter traps; log and off never raise SIGSYS.
         if (cli.config.seccomp == keel::security::SeccompMode::Enforce) keel::security::install_violation_reporter();
         // The API's session also writes a config file's metrics.

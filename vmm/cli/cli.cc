@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "api/config_file.h"
+#include "cli/jail_cli.h"
 #include "common/error.h"
 #include "common/units.h"
 #include "keel/version.h"
@@ -162,6 +163,7 @@ CliOutcome parse_command_line(const std::vector<std::string>& given_args) {
         outcome.bench_args.assign(args.begin() + 1, args.end());
         return outcome;
     }
+    if (!args.empty() && args.front() == "jail") return parse_jail_command_line({args.begin() + 1, args.end()});
     CLI::App app("keel: a small, fast virtual machine monitor for Linux KVM", "keel");
     app.set_version_flag("--version,-V", std::string("keel ") + kVersion);
     app.require_subcommand(1);
@@ -172,6 +174,9 @@ CliOutcome parse_command_line(const std::vector<std::string>& given_args) {
     CLI::App* run = app.add_subcommand("run", "Boot a Linux guest with its serial console on this terminal");
     add_run_options(*run, outcome.config, raw, outcome.log.level);
     // Parsed by parse_bench() before CLI11 sees it; listed here for --help.
+    // Parsed by parse_jail_command_line(); listed here for --help.
+    app.add_subcommand("jail", "keel run confined: a chroot, cgroup and namespaces of its own, no privileges "
+                               "(see 'keel jail --help')");
     app.add_subcommand("bench",
                        "Measure what a VM costs: 'keel bench boot', 'keel bench compare' (see 'keel bench --help')");
 

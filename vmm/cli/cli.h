@@ -5,6 +5,7 @@
 
 #include "api/vm_resources.h"
 #include "core/vm_config.h"
+#include "jail/jail.h"
 
 namespace keel {
 
@@ -21,7 +22,7 @@ struct LogSettings {
 // Bench: `keel bench ...` is carried out by the keel-bench program next to
 // keel (main execs it), so that the VMM binary users measure carries none of
 // the benchmark code or its libraries.
-enum class CliCommand { Exit, Run, Bench };
+enum class CliCommand { Exit, Run, Bench, Jail };
 
 struct CliOutcome {
     CliCommand command = CliCommand::Exit;
@@ -36,6 +37,7 @@ struct CliOutcome {
     bool vm_given = false;
     api::VmResources resources;
     std::vector<std::string> bench_args;  // for CliCommand::Bench: the arguments after "bench"
+    jail::JailRequest jail;               // for CliCommand::Jail
     LogSettings log;
 };
 
