@@ -6,6 +6,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <system_error>
+
 #include "common/error.h"
 #include "core/console_input.h"
 #include "core/event_loop.h"
@@ -66,18 +68,28 @@ void Machine::start_vcpu_threads() {
     sigaddset(&blocked, SIGTERM);
     sigaddset(&blocked, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &blocked, &previous);
-    for (auto& runner : m_runners) {
-        m_threads.emplace_back([this, r = runner.get()] {
-            const std::string name = "keel-vcpu" + std::to_string(r->index());
-            pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
-            try {
-                security::install_thread_filter(security::ThreadRole::Vcpu, m_config.seccomp);
-            } catch (const Error& e) {
-                m_stop.stop(StopReason::Error, e.what());
-                return;
-            }
-            r->run();
-        });
+    try {
+        for (auto& runner : m_runners) {
+            m_threads.emplace_back([this, r = runner.get()] {
+                const std::string name = "keel-vcpu" + std::to_string(r->index());
+                pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
+                try {
+                    security::install_thread_filter(security::ThreadRole::Vcpu, m_config.seccomp);
+                } catch (const Error& e) {
+                    m_stop.stop(StopReason::Error, e.what());
+                    return;
+                }
+                r->run();
+            });
+        }
+    } catch (const std::system_error& e) {
+        // A pids.max of keel's cgroup (keel jail --cgroup) or RLIMIT_NPROC
+        // that leaves no room for a thread per vCPU.
+        pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+        const auto vcpu = m_threads.size();
+        stop_vcpu_threads();
+        throw Error("cannot create the thread of vCPU " + std::to_string(vcpu) + ": " + e.code().message() +
+                    " (does a cgroup pids.max or RLIMIT_NPROC leave room for one thread per vCPU?)");
     }
     pthread_sigmask(SIG_SETMASK, &previous, nullptr);
 }
