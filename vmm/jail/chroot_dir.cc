@@ -2,7 +2,6 @@
 
 #include <elf.h>
 #include <fcntl.h>
-#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -59,24 +58,24 @@ bool needs_interpreter(const std::string& path) {
     return false;
 }
 
-void copy_keel(const std::string& exec_file, const std::string& root) {
+JailFile jailed_keel(const std::string& exec_file) {
     if (needs_interpreter(exec_file)) {
         throw Error("'" + exec_file +
                     "' is dynamically linked and its libraries are not in the jail; build keel with "
                     "-DKEEL_STATIC=ON (scripts/build's default)");
     }
-    UniqueFd in(::open(exec_file.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!in.valid()) throw_errno("cannot open '" + exec_file + "'");
-    struct stat info {};
-    if (::fstat(in.get(), &info) != 0) throw_errno("cannot stat '" + exec_file + "'");
-    const auto target = root + kJailedKeel;
-    UniqueFd out(::open(target.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0555));
-    if (!out.valid()) throw_errno("cannot create '" + target + "'");
-    off_t offset = 0;
-    while (offset < info.st_size) {
-        const auto n = ::sendfile(out.get(), in.get(), &offset, static_cast<size_t>(info.st_size - offset));
-        if (n <= 0)
-            throw Error(errno_message("cannot copy '" + exec_file + "' to '" + target + "'", n == 0 ? EIO : errno));
+    return {exec_file, kJailedKeel, true};
+}
+
+void check_host_files(const std::vector<JailFile>& files) {
+    for (const auto& file : files) {
+        struct stat info {};
+        if (::stat(file.host_path.c_str(), &info) != 0) {
+            throw_errno("cannot use '" + file.host_path + "' (for " + file.jail_path + ")");
+        }
+        if (!S_ISREG(info.st_mode) && !S_ISBLK(info.st_mode)) {
+            throw Error("'" + file.host_path + "' (for " + file.jail_path + ") is neither a file nor a block device");
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 #pragma once
 
-// The jail's directory on the host: <chroot_base>/keel/<id>/root with keel's
-// binary copied in and an empty file for each host file to be bind-mounted
+// The jail's directory on the host: <chroot_base>/keel/<id>/root with an
+// empty file for each host file (keel's binary included) to be bind-mounted
 // over (see mount_namespace.h).
 
 #include <sys/types.h>
@@ -21,13 +21,18 @@ inline constexpr const char* kJailedKeel = "/keel";
 // runs or was left behind, and reusing it would mix two VMs' files.
 void create_jail_dir(const std::string& jail_dir, uid_t uid, gid_t gid);
 
-// Copies `exec_file` (keel itself) to <root>/keel, mode 0555. A dynamically
-// linked keel cannot run where its libraries are not: that is refused.
-void copy_keel(const std::string& exec_file, const std::string& root);
+// keel itself, bind-mounted read-only at /keel like the VM's files (a copy
+// would cost ~100 MB per VM for a build with debug info). A dynamically linked
+// keel cannot run where its libraries are not: that is refused.
+[[nodiscard]] JailFile jailed_keel(const std::string& exec_file);
 
 // Whether the ELF file at `path` asks for a program interpreter (is
 // dynamically linked). Throws keel::Error when it is not a readable ELF file.
 [[nodiscard]] bool needs_interpreter(const std::string& path);
+
+// Each host file must exist (and be a file or a block device) before the jail
+// is built around it.
+void check_host_files(const std::vector<JailFile>& files);
 
 // Empty files at each JailFile's jail path under `root`, for the bind mounts.
 void create_mount_points(const std::string& root, const std::vector<JailFile>& files);

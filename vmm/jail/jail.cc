@@ -54,12 +54,14 @@ int run_jail(const JailRequest& request) {
     const auto devices = step("devices", [&] { return host_devices(request.uses_tap); });
 
     const auto root = jail_root(options);
+    auto files = request.run.files;
     Rollback rollback;
     step("chroot", [&] {
+        files.push_back(jailed_keel(options.exec_file));
+        check_host_files(files);
         create_jail_dir(jail_dir(options), options.uid, options.gid);
         rollback.jail_dir = jail_dir(options);
-        copy_keel(options.exec_file, root);
-        create_mount_points(root, request.run.files);
+        create_mount_points(root, files);
     });
     if (!options.cgroups.empty()) {
         step("cgroup", [&] {
@@ -77,7 +79,7 @@ int run_jail(const JailRequest& request) {
         const auto parent_status = step("pid namespace", [&] { return fork_into_pid_namespace(options.daemonize); });
         if (parent_status) return *parent_status;
     }
-    step("mount namespace", [&] { enter_mount_namespace(root, request.run.files); });
+    step("mount namespace", [&] { enter_mount_namespace(root, files); });
     step("pivot_root", [&] { pivot_into(root); });
     step("devices", [&] { make_devices(devices, options.uid, options.gid); });
     step("rlimits", [&] { set_resource_limits(options.limits); });

@@ -41,7 +41,7 @@ struct JailOptions {
     std::string netns;  // a network namespace file (/var/run/netns/NAME); empty: stay
     bool new_pid_ns = false;
     bool daemonize = false;
-    std::string exec_file = "/proc/self/exe";  // the keel binary copied into the jail
+    std::string exec_file = "/proc/self/exe";  // the keel binary bind-mounted into the jail
 };
 
 // Each throws keel::Error with a one-line message naming the option.
