@@ -1,0 +1,289 @@
+// keel jail end to end (needs root; the boots need /dev/kvm, so scripts/test
+// runs them inside scripts/kvm-sandbox elsewhere). A jailed keel boots the
+// stock guest with a disk and a NIC on a TAP in a test network namespace;
+// while it runs, the host checks what the jail promised: keel's uid and gid,
+// its root (the jail's root/, with the host's tree out of reach), its cgroup
+// and the limit written there. Then: a pids.max too small for keel's vCPU
+// threads stops keel with one line, and a failing step names itself.
+#include <catch2/catch.hpp>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <sstream>
+#include <tuple>
+
+#include "guest_boot.h"
+#include "net_host.h"
+
+using namespace keel::test;
+
+namespace {
+
+constexpr uid_t kJailUid = 4711;
+constexpr gid_t kJailGid = 4712;
+constexpr const char* kCgroupRoot = "/sys/fs/cgroup";
+constexpr const char* kHostAddress = "169.254.110.1";
+constexpr const char* kGuestAddress = "169.254.110.2";
+constexpr const char* kMemoryMax = "805306368";  // 768 MiB: room for 256 MiB of guest RAM and keel
+
+std::string read_text(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+}
+
+// "Uid:\t4711\t4711\t4711\t4711" -> "4711 4711 4711 4711"
+std::string status_ids(const std::string& status, const std::string& key) {
+    std::istringstream in(status);
+    for (std::string line; std::getline(in, line);) {
+        if (!line.starts_with(key + ":")) continue;
+        std::istringstream fields(line.substr(key.size() + 1));
+        std::string result;
+        for (std::string field; fields >> field;) result += (result.empty() ? "" : " ") + field;
+        return result;
+    }
+    return "(no " + key + " line)";
+}
+
+bool same_file(const std::string& a, const std::string& b) {
+    struct stat sa {}, sb {};
+    return ::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
+}
+
+// False (with the reason as a warning) when the jail cannot be tested here.
+bool can_jail() {
+    if (!can_create_net_namespaces()) {
+        WARN("keel jail tests need root (namespaces, mknod, cgroups) and iproute2: not tested");
+        return false;
+    }
+    if (::access((std::string(kCgroupRoot) + "/cgroup.controllers").c_str(), R_OK) != 0) {
+        WARN("no cgroup v2 hierarchy at /sys/fs/cgroup: keel jail's cgroup not tested");
+        return false;
+    }
+    return true;
+}
+
+struct ScratchDir {
+    std::string path = scratch_dir();
+    ~ScratchDir() {
+        std::error_code ignored;
+        std::filesystem::remove_all(path, ignored);
+    }
+};
+
+// The VM's jail directory and cgroup go when the test ends (keel jail leaves
+// them, like Firecracker's jailer: they name a VM that may be inspected).
+struct JailLeftovers {
+    std::string jail_dir;
+    std::string cgroup;
+    ~JailLeftovers() {
+        std::error_code ignored;
+        std::filesystem::remove_all(jail_dir, ignored);
+        ::rmdir(cgroup.c_str());
+    }
+};
+
+std::string unique_id(const std::string& what) { return "t" + std::to_string(::getpid()) + "-" + what; }
+
+// What the host saw of the running, jailed keel.
+struct Observed {
+    std::mutex mutex;
+    bool ran = false;
+    std::string uids, gids;
+    bool root_is_jail = false;
+    int outside_errno = 0;  // stat of a host path through /proc/<pid>/root
+    std::string memory_max;
+    std::string procs;
+    pid_t pid = 0;
+    ProcessResult sent;
+};
+
+// The guest waits for a message from the host over its NIC, and says what arrived.
+std::string guest_script() {
+    return R"SH(
+t() { echo "KEEL-TEST $1=$2"; }
+timeout 240 nc -l -p 5000 -e sh -c 'cat >/tmp/in' & L=$!
+i=0; until netstat -ltn | grep -q ':5000 ' || [ $i -gt 99 ]; do sleep 0.1; i=$((i+1)); done
+t jail-ready 5000
+wait $L
+t jail-message "$(cat /tmp/in)"
+)SH";
+}
+
+}  // namespace
+
+TEST_CASE("a jailed keel boots with a disk and a NIC, as the given uid, in its chroot and cgroup", "[kvm]") {
+    if (!can_jail()) return;
+    const auto guest = stock_guest();
+    const ScratchDir dir;
+    const std::string disk = dir.path + "/disk.img";
+    std::ofstream(disk).close();
+    REQUIRE(::truncate(disk.c_str(), 8 * 1024 * 1024) == 0);
+    // The jailed keel opens it as kJailUid; the kernel and initrd need only be world-readable.
+    REQUIRE(::chown(disk.c_str(), kJailUid, kJailGid) == 0);
+    const std::string message_file = dir.path + "/message";
+    std::ofstream(message_file) << "hello-from-the-host\n";
+
+    const auto id = unique_id("boot");
+    const JailLeftovers leftovers{dir.path + "/jails/keel/" + id, std::string(kCgroupRoot) + "/keel/" + id};
+    const std::string jail_root = leftovers.jail_dir + "/root";
+
+    const auto attempt = [&] {
+        std::error_code ignored;
+        std::filesystem::remove_all(leftovers.jail_dir, ignored);
+        ::rmdir(leftovers.cgroup.c_str());
+        const NetNamespace ns;
+        ns.add_tap("jtap0", std::string(kHostAddress) + "/24");
+        auto observed = std::make_shared<Observed>();
+        HostAction host_side("KEEL-TEST jail-ready=", [&, observed](std::stop_token stop) {
+            pid_t pid = 0;
+            {
+                std::lock_guard lock(observed->mutex);
+                pid = observed->pid;
+                observed->ran = true;
+                const auto proc = "/proc/" + std::to_string(pid);
+                const auto status = read_text(proc + "/status");
+                observed->uids = status_ids(status, "Uid");
+                observed->gids = status_ids(status, "Gid");
+                observed->root_is_jail = same_file(proc + "/root", jail_root);
+                struct stat info {};
+                observed->outside_errno =
+                    ::stat((proc + "/root" + KEEL_SOURCE_DIR).c_str(), &info) == 0 ? 0 : errno;
+                observed->memory_max = read_text(leftovers.cgroup + "/memory.max");
+                observed->procs = read_text(leftovers.cgroup + "/cgroup.procs");
+            }
+            ProcessOptions options;
+            options.timeout = std::chrono::seconds(120);
+            options.kill_when = stop_with(stop);
+            auto sent = ns.shell(std::string("for i in $(seq 30); do busybox nc ") + kGuestAddress + " 5000 <'" +
+                                     message_file + "' && exit 0; sleep 1; done; exit 1",
+                                 options);
+            std::lock_guard lock(observed->mutex);
+            observed->sent = std::move(sent);
+        });
+        const std::string cmdline = "console=ttyS0 reboot=k panic=-1 keel.net=eth0=" + std::string(kGuestAddress) +
+                                    "/24 keel.run=" + base64(guest_script());
+        const std::vector<std::string> argv{keel_binary(),
+                                            "jail",
+                                            "--id",
+                                            id,
+                                            "--uid",
+                                            std::to_string(kJailUid),
+                                            "--gid",
+                                            std::to_string(kJailGid),
+                                            "--chroot-base",
+                                            dir.path + "/jails",
+                                            "--cgroup",
+                                            std::string("memory.max=") + kMemoryMax,
+                                            "--cgroup",
+                                            "pids.max=64",
+                                            "--netns",
+                                            "/var/run/netns/" + ns.name(),
+                                            "--",
+                                            "--kernel",
+                                            guest.kernel,
+                                            "--initrd",
+                                            guest.initrd,
+                                            "--memory",
+                                            "256M",
+                                            "--cmdline",
+                                            cmdline,
+                                            "--disk",
+                                            "path=" + disk + ",serial=jaildisk",
+                                            "--net",
+                                            "tap=jtap0,id=lan0",
+                                            "--stats-json",
+                                            "/stats.json"};
+        ProcessOptions options;
+        options.timeout = std::chrono::seconds(300);
+        options.started = [observed](pid_t pid) {
+            std::lock_guard lock(observed->mutex);
+            observed->pid = pid;
+        };
+        options.watch = host_side.watcher();
+        // keel writes its statistics inside the jail: /stats.json is root/stats.json here.
+        Boot b = run_keel_boot(argv, jail_root + "/stats.json", options);
+        host_side.stop();
+        return std::make_pair(std::move(b), observed);
+    };
+    Boot b;
+    std::shared_ptr<Observed> observed;
+    std::tie(b, observed) = attempt();
+    if (emulated_host_failure(b)) {
+        note_emulated_host_failure("jailed keel boot", b);
+        std::tie(b, observed) = attempt();
+    }
+    INFO("guest console:\n" << b.result.out);
+    INFO("keel stderr:\n" << b.result.err);
+    INFO("host send: exit " << observed->sent.exit_code << " " << observed->sent.err);
+    require_clean_exit(b);
+    // The guest got the disk (8 MiB = 16384 sectors, writable, its serial) and the NIC.
+    CHECK(marker(b.result.out, "disks") == "vda:16384:0:jaildisk");
+    const auto nics = marker(b.result.out, "nics");
+    REQUIRE(nics.has_value());
+    CHECK(nics->ends_with(":up:" + std::string(kGuestAddress) + "/24"));
+    CHECK(marker(b.result.out, "jail-message") == "hello-from-the-host");
+    CHECK(marker(b.result.out, "run-exit") == "0");
+
+    std::lock_guard lock(observed->mutex);
+    REQUIRE(observed->ran);
+    const auto uid = std::to_string(kJailUid);
+    const auto gid = std::to_string(kJailGid);
+    CHECK(observed->uids == uid + " " + uid + " " + uid + " " + uid);
+    CHECK(observed->gids == gid + " " + gid + " " + gid + " " + gid);
+    CHECK(observed->root_is_jail);
+    CHECK(observed->outside_errno == ENOENT);
+    CHECK(observed->memory_max == std::string(kMemoryMax) + "\n");
+    CHECK(observed->procs == std::to_string(observed->pid) + "\n");
+    // What keel left in its jail: the device nodes it was given, owned by its uid.
+    struct stat kvm {};
+    REQUIRE(::stat((jail_root + "/dev/kvm").c_str(), &kvm) == 0);
+    CHECK(S_ISCHR(kvm.st_mode));
+    CHECK(kvm.st_uid == kJailUid);
+    CHECK(std::filesystem::exists(jail_root + "/dev/net/tun"));
+    CHECK(b.stats.value("stop_reason", std::string()) != "");
+}
+
+TEST_CASE("a jailed keel whose pids.max leaves no room for its vCPU threads stops with one line", "[kvm]") {
+    if (!can_jail()) return;
+    const auto guest = stock_guest();
+    const ScratchDir dir;
+    const auto id = unique_id("pids");
+    const JailLeftovers leftovers{dir.path + "/jails/keel/" + id, std::string(kCgroupRoot) + "/keel/" + id};
+    ProcessOptions options;
+    options.timeout = std::chrono::seconds(300);
+    const auto r = run_process({keel_binary(), "jail", "--id", id, "--uid", std::to_string(kJailUid), "--gid",
+                                std::to_string(kJailGid), "--chroot-base", dir.path + "/jails", "--cgroup",
+                                "pids.max=2", "--", "--kernel", guest.kernel, "--initrd", guest.initrd, "--cpus", "2"},
+                               options);
+    INFO("keel stderr:\n" << r.err);
+    CHECK_FALSE(r.timed_out);
+    CHECK(r.exit_code == 1);
+    CHECK(r.err.starts_with("error: cannot create the thread of vCPU "));
+    CHECK(r.err.find(": Resource temporarily unavailable (") != std::string::npos);
+    CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+    CHECK(r.out.find("KEEL-TEST boot-ok") == std::string::npos);
+    CHECK(read_text(leftovers.cgroup + "/pids.max") == "2\n");
+}
+
+TEST_CASE("keel jail: a failing step is one line naming it, and leaves nothing behind", "[cli]") {
+    const ScratchDir dir;
+    const auto r = run_process({keel_binary(), "jail", "--id", "vm1", "--uid", "4711", "--gid", "4712",
+                                "--chroot-base", dir.path, "--netns", "/nonexistent", "--", "--kernel",
+                                "/nonexistent-kernel"});
+    CHECK(r.exit_code == 1);
+    CHECK(r.err == "error: jail: netns: cannot open '/nonexistent': No such file or directory\n");
+    CHECK_FALSE(std::filesystem::exists(dir.path + "/keel"));
+    const auto no_kernel = run_process({keel_binary(), "jail", "--id", "vm1", "--uid", "1", "--gid", "1", "--", "--cpus",
+                                    "2"});
+    CHECK(no_kernel.exit_code == 2);
+    CHECK(no_kernel.err ==
+          "error: jail: keel run arguments: --kernel, --config-file or --api-sock is required\n");
+}
