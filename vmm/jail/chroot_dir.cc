@@ -59,12 +59,17 @@ bool needs_interpreter(const std::string& path) {
 }
 
 JailFile jailed_keel(const std::string& exec_file) {
-    if (needs_interpreter(exec_file)) {
+    // mount(2) refuses /proc/self/exe itself as a bind source (EINVAL): it
+    // wants the file the link names.
+    std::error_code error;
+    const auto target = std::filesystem::canonical(exec_file, error);
+    const std::string path = error ? exec_file : target.string();
+    if (needs_interpreter(path)) {
         throw Error("'" + exec_file +
                     "' is dynamically linked and its libraries are not in the jail; build keel with "
                     "-DKEEL_STATIC=ON (scripts/build's default)");
     }
-    return {exec_file, kJailedKeel, true};
+    return {path, kJailedKeel, true};
 }
 
 void check_host_files(const std::vector<JailFile>& files) {
