@@ -1,0 +1,187 @@
+// The legacy workload image end to end (needs /dev/kvm and root; scripts/test
+// runs it inside scripts/kvm-sandbox elsewhere): Debian 12 with sysvinit and
+// lighttpd on an ext4 root file system (guest-images/build-legacy-image),
+// booted by keel with Debian's stock kernel from a copy of the cached image,
+// with a NIC on a TAP in the test's own network namespace. The host fetches
+// the page the image serves, asks the guest to shut down with the API's
+// SendCtrlAltDel, and checks that keel exits 0 and the image is clean.
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <mutex>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <vector>
+
+#include "api_client.h"
+#include "guest_boot.h"
+#include "net_host.h"
+
+using namespace keel::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Not the image's default address (169.254.100.2/30): the test also checks
+// that keel.net= on the command line overrides it.
+constexpr const char* kHostCidr = "169.254.100.5/30";
+constexpr const char* kGuestAddress = "169.254.100.6";
+constexpr const char* kTap = "ltap0";
+
+struct LegacyImage {
+    std::string kernel;
+    std::string initrd;
+    std::string rootfs;       // the cached image: copied, never booted
+    std::string page_marker;  // a line the served page carries
+};
+
+std::string trim(std::string s) {
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+    return s;
+}
+
+// $KEEL_LEGACY_IMAGE_DIR (scripts/test exports it), else the cached image of
+// the current recipe; empty when it was never built.
+std::string legacy_image_dir() {
+    std::string dir = env_or("KEEL_LEGACY_IMAGE_DIR", "");
+    if (!dir.empty()) return dir;
+    const auto r = run_process({std::string(KEEL_SOURCE_DIR) + "/guest-images/build-legacy-image", "--if-cached"});
+    return r.exit_code == 0 ? trim(r.out) : "";
+}
+
+std::optional<LegacyImage> legacy_image() {
+    const auto dir = legacy_image_dir();
+    if (dir.empty()) return std::nullopt;
+    LegacyImage image{dir + "/vmlinuz", dir + "/initrd.img", dir + "/rootfs.ext4", ""};
+    std::ifstream marker(dir + "/page-marker");
+    std::getline(marker, image.page_marker);
+    for (const auto& file : {image.kernel, image.initrd, image.rootfs}) {
+        if (!std::filesystem::exists(file)) return std::nullopt;
+    }
+    return image;
+}
+
+// Everything that describes the VM, whoever starts it.
+struct LegacyVm {
+    LegacyImage image;
+    std::string disk;  // the copy the guest writes to
+    std::string api_socket;
+    std::string stats_path;
+    std::string tap = kTap;
+    std::string cmdline;
+};
+
+// How the VM is started: keel run, inside the test's network namespace. This
+// is the only function that knows; a jailed run (keel jail) swaps it.
+std::vector<std::string> launch_command(const NetNamespace& ns, const LegacyVm& vm) {
+    return ns.command({keel_binary(), "run", "--kernel", vm.image.kernel, "--initrd", vm.image.initrd, "--cmdline",
+                       vm.cmdline, "--cpus", "2", "--memory", "512M", "--disk", "path=" + vm.disk, "--net",
+                       "tap=" + vm.tap, "--api-sock", vm.api_socket, "--stats-json", vm.stats_path});
+}
+
+using Launcher = std::vector<std::string> (*)(const NetNamespace&, const LegacyVm&);
+
+// What the host side saw, written on the HostAction's thread and read after it stopped.
+struct HostSide {
+    std::mutex lock;
+    ProcessResult page;
+    HttpReply ctrl_alt_del;
+    std::chrono::steady_clock::duration launch_to_service{};
+};
+
+struct LegacyRun {
+    Boot boot;
+    ProcessResult page;
+    HttpReply ctrl_alt_del;
+    std::chrono::steady_clock::duration launch_to_service{};
+    ProcessResult fsck;
+};
+
+LegacyRun boot_serve_and_shut_down(const LegacyImage& image, Launcher launcher) {
+    const auto dir = scratch_dir();
+    LegacyVm vm{image, dir + "/rootfs.ext4", dir + "/keel.sock", dir + "/stats.json", kTap,
+                std::string("console=ttyS0 reboot=k panic=-1 root=/dev/vda rw keel.net=eth0=") + kGuestAddress + "/30"};
+    const auto copy = run_process({"/bin/cp", "--sparse=always", image.rootfs, vm.disk});
+    if (copy.exit_code != 0) throw std::runtime_error("cannot copy the legacy image: " + copy.err);
+
+    NetNamespace ns;
+    ns.add_tap(vm.tap, kHostCidr);
+    HostSide host;
+    const auto launched = std::chrono::steady_clock::now();
+    HostAction host_side("KEEL-TEST service-up=", [&](std::stop_token stop) {
+        const auto service_up = std::chrono::steady_clock::now() - launched;
+        ProcessOptions options;
+        options.timeout = 60s;
+        options.kill_when = stop_with(stop);
+        // lighttpd listens already (the image's keel-ready said so); a few
+        // tries cover the first ARP exchange on the fresh TAP.
+        auto page = run_process(ns.command({"curl", "-sS", "--max-time", "20", "--retry", "3", "--retry-connrefused",
+                                            "-w", "\nHTTP-STATUS %{http_code}\n",
+                                            std::string("http://") + kGuestAddress + "/"}),
+                                options);
+        auto reply = curl_api(vm.api_socket, "PUT", "/actions", R"({"action_type": "SendCtrlAltDel"})");
+        const std::lock_guard guard(host.lock);
+        host.launch_to_service = service_up;
+        host.page = std::move(page);
+        host.ctrl_alt_del = std::move(reply);
+    });
+    ProcessOptions options;
+    options.timeout = 400s;  // tens of seconds in the emulated sandbox, most of it sysvinit's scripts
+    options.watch = host_side.watcher();
+    LegacyRun run;
+    run.boot = run_keel_boot(launcher(ns, vm), vm.stats_path, options);
+    host_side.stop();
+    {
+        const std::lock_guard guard(host.lock);
+        run.page = host.page;
+        run.ctrl_alt_del = host.ctrl_alt_del;
+        run.launch_to_service = host.launch_to_service;
+    }
+    run.fsck = run_process({"/sbin/e2fsck", "-fn", vm.disk});
+    std::error_code ignored;
+    std::filesystem::remove_all(dir, ignored);
+    return run;
+}
+
+double seconds(std::chrono::steady_clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+}  // namespace
+
+TEST_CASE("the legacy Debian image boots with sysvinit, serves its page over the TAP and shuts down clean on "
+          "Ctrl-Alt-Del",
+          "[kvm]") {
+    const auto image = legacy_image();
+    if (!image) {
+        WARN("legacy image not built (guest-images/build-legacy-image, or KEEL_LEGACY_IMAGE_DIR): not tested");
+        return;
+    }
+    if (!can_create_net_namespaces()) {
+        WARN("the legacy image test needs root (network namespaces, TAPs) and iproute2: not tested");
+        return;
+    }
+    REQUIRE_FALSE(image->page_marker.empty());
+    const auto run = retry_once_after_emulated_host_failure(
+        "legacy image", [&] { return boot_serve_and_shut_down(*image, launch_command); });
+    const auto& out = run.boot.result.out;
+    INFO("guest console:\n" << out << "\nkeel stderr:\n" << run.boot.result.err << "\n" << stall_report(run.boot));
+    INFO("host's HTTP fetch: exit " << run.page.exit_code << "\n" << run.page.out << run.page.err);
+    INFO("SendCtrlAltDel: " << run.ctrl_alt_del.status << " " << run.ctrl_alt_del.body);
+    INFO("e2fsck -fn: exit " << run.fsck.exit_code << "\n" << run.fsck.out << run.fsck.err);
+
+    CHECK(marker(out, "service-up") == "lighttpd");
+    CHECK(run.page.exit_code == 0);
+    CHECK(run.page.out.find("HTTP-STATUS 200") != std::string::npos);
+    CHECK(run.page.out.find(image->page_marker) != std::string::npos);
+    CHECK(run.ctrl_alt_del.status == 204);
+    CHECK(marker(out, "ctrl-alt-del") == "received");
+    REQUIRE_FALSE(run.boot.result.timed_out);
+    CHECK(run.boot.result.exit_code == 0);
+    CHECK(run.boot.stats.value("stop_reason", std::string()) == "poweroff");
+    CHECK(run.fsck.exit_code == 0);
+    std::cout << "legacy image: service up " << seconds(run.launch_to_service) << " s after launch (guest uptime "
+              << marker(out, "uptime").value_or("?") << " s)" << std::endl;
+}
