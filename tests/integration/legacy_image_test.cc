@@ -104,7 +104,10 @@ struct LegacyRun {
 LegacyRun boot_serve_and_shut_down(const LegacyImage& image, Launcher launcher) {
     const auto dir = scratch_dir();
     LegacyVm vm{image, dir + "/rootfs.ext4", dir + "/keel.sock", dir + "/stats.json", kTap,
-                std::string("console=ttyS0 reboot=k panic=-1 root=/dev/vda rw keel.net=eth0=") + kGuestAddress + "/30"};
+                // nokaslr: a stuck vCPU's rip in keel's statistics can then be looked up (in
+                // /proc/kallsyms of another nokaslr boot, or the -dbg package's System.map).
+                std::string("console=ttyS0 reboot=k panic=-1 nokaslr root=/dev/vda rw keel.net=eth0=") + kGuestAddress +
+                    "/30"};
     const auto copy = run_process({"/bin/cp", "--sparse=always", image.rootfs, vm.disk});
     if (copy.exit_code != 0) throw std::runtime_error("cannot copy the legacy image: " + copy.err);
 
