@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -150,6 +151,28 @@ LegacyRun boot_serve_and_shut_down(const LegacyImage& image, Launcher launcher) 
     return run;
 }
 
+// One more emulated-host failure, seen in 2 of this test's first 4 runs in the sandbox and never
+// under QEMU: L1 KVM gave up emulating a guest instruction ("KVM internal error 1") before the
+// guest printed its first line, both times at the same place in the kernel's slab allocator
+// (nokaslr rip 0xffffffff81317850, in get_partial_node), ~1 s into the boot. Treated like
+// guest_boot.h's emulated_host_failure(): only inside the sandbox, and only once.
+bool early_emulation_failure(const Boot& b) {
+    return running_emulated() && b.result.out.empty() &&
+           b.result.err.find("KVM internal error") != std::string::npos;
+}
+
+// Says so, as note_emulated_host_failure() does for the other kinds (scripts/test lists them).
+void note_early_emulation_failure(const Boot& b) {
+    const std::string line =
+        "[test harness] legacy image: L1 KVM could not emulate a guest instruction before the guest's first "
+        "line, on the emulated host; running it once more. " +
+        stall_report(b);
+    std::cerr << line << "\n" << b.result.err << std::endl;
+    if (const char* log_path = std::getenv("KEEL_EMULATED_STALL_LOG")) {
+        std::ofstream(log_path, std::ios::app) << line << "\n";
+    }
+}
+
 double seconds(std::chrono::steady_clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
 }  // namespace
@@ -167,8 +190,15 @@ TEST_CASE("the legacy Debian image boots with sysvinit, serves its page over the
         return;
     }
     REQUIRE_FALSE(image->page_marker.empty());
-    const auto run = retry_once_after_emulated_host_failure(
-        "legacy image", [&] { return boot_serve_and_shut_down(*image, launch_command); });
+    auto run = boot_serve_and_shut_down(*image, launch_command);
+    if (emulated_host_failure(run.boot) || early_emulation_failure(run.boot)) {
+        if (early_emulation_failure(run.boot)) {
+            note_early_emulation_failure(run.boot);
+        } else {
+            note_emulated_host_failure("legacy image", run.boot);
+        }
+        run = boot_serve_and_shut_down(*image, launch_command);
+    }
     const auto& out = run.boot.result.out;
     INFO("guest console:\n" << out << "\nkeel stderr:\n" << run.boot.result.err << "\n" << stall_report(run.boot));
     INFO("host's HTTP fetch: exit " << run.page.exit_code << "\n" << run.page.out << run.page.err);
