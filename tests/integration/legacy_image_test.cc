@@ -1,11 +1,18 @@
-// The legacy workload image end to end (needs /dev/kvm and root; scripts/test
-// runs it inside scripts/kvm-sandbox elsewhere): Debian 12 with sysvinit and
-// lighttpd on an ext4 root file system (guest-images/build-legacy-image),
-// booted by keel with Debian's stock kernel from a copy of the cached image,
-// with a NIC on a TAP in the test's own network namespace. The host fetches
-// the page the image serves, asks the guest to shut down with the API's
-// SendCtrlAltDel, and checks that keel exits 0 and the image is clean.
+// The legacy workload image end to end (needs /dev/kvm, root and cgroup v2;
+// scripts/test runs it inside scripts/kvm-sandbox elsewhere): Debian 12 with
+// sysvinit and lighttpd on an ext4 root file system
+// (guest-images/build-legacy-image), booted with Debian's stock kernel from a
+// copy of the cached image by a jailed keel (keel jail: its own uid/gid, a
+// pivot_root'ed jail, a cgroup with memory and task limits, the test's network
+// namespace; keel's seccomp filters enforced, the default), with a NIC on a
+// TAP in that namespace. The host fetches the page the image serves, asks the
+// guest to shut down with the API's SendCtrlAltDel (through the socket keel
+// made inside its jail), and checks that keel exits 0 and the image is clean.
+// A sanitizer build's keel is linked dynamically, which keel jail refuses (its
+// jail holds no libraries): there the same VM boots unjailed (keel run).
 #include <catch2/catch.hpp>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -66,25 +73,60 @@ std::optional<LegacyImage> legacy_image() {
     return image;
 }
 
-// Everything that describes the VM, whoever starts it.
+#ifdef KEEL_SANITIZER_BUILD
+constexpr bool kJailed = false;
+#else
+constexpr bool kJailed = true;
+#endif
+constexpr uid_t kJailUid = 4721;
+constexpr gid_t kJailGid = 4722;
+constexpr const char* kCgroupRoot = "/sys/fs/cgroup";
+// 512 MiB of guest RAM, keel and the page cache of the disk's writes; the
+// limit is in force (keel's memory is charged to the VM's cgroup), not tight.
+constexpr const char* kMemoryMax = "805306368";
+
+// Everything that describes the VM.
 struct LegacyVm {
     LegacyImage image;
-    std::string disk;  // the copy the guest writes to
-    std::string api_socket;
-    std::string stats_path;
+    std::string disk;       // the copy the guest writes to, owned by the jail's uid
+    std::string jail_base;  // keel jail --chroot-base
+    std::string id;         // keel jail --id
     std::string tap = kTap;
     std::string cmdline;
+
+    [[nodiscard]] std::string jail_dir() const { return jail_base + "/keel/" + id; }
+    // Inside the jail '/' is this directory: keel's socket and statistics are here on the host.
+    [[nodiscard]] std::string jail_root() const { return jail_dir() + "/root"; }
+    [[nodiscard]] std::string cgroup() const { return std::string(kCgroupRoot) + "/keel/" + id; }
+    // Where the host finds the files keel makes: inside the jail's root when jailed.
+    [[nodiscard]] std::string made_by_keel(const std::string& name) const {
+        return (kJailed ? jail_root() : jail_base) + "/" + name;
+    }
 };
 
-// How the VM is started: keel run, inside the test's network namespace. This
-// is the only function that knows; a jailed run (keel jail) swaps it.
+// keel jail runs keel as kJailUid in the VM's jail and cgroup, inside the
+// test's network namespace, where the TAP is. Paths after `--` that keel makes
+// (socket, statistics) are the jail's; keel jail maps the images in.
 std::vector<std::string> launch_command(const NetNamespace& ns, const LegacyVm& vm) {
-    return ns.command({keel_binary(), "run", "--kernel", vm.image.kernel, "--initrd", vm.image.initrd, "--cmdline",
-                       vm.cmdline, "--cpus", "2", "--memory", "512M", "--disk", "path=" + vm.disk, "--net",
-                       "tap=" + vm.tap, "--api-sock", vm.api_socket, "--stats-json", vm.stats_path});
+    if (!kJailed) {
+        return ns.command({keel_binary(), "run", "--kernel", vm.image.kernel, "--initrd", vm.image.initrd, "--cmdline",
+                           vm.cmdline, "--cpus", "2", "--memory", "512M", "--disk", "path=" + vm.disk, "--net",
+                           "tap=" + vm.tap, "--api-sock", vm.made_by_keel("keel.sock"), "--stats-json",
+                           vm.made_by_keel("stats.json")});
+    }
+    return {keel_binary(), "jail", "--id", vm.id, "--uid", std::to_string(kJailUid), "--gid", std::to_string(kJailGid),
+            "--chroot-base", vm.jail_base, "--cgroup", std::string("memory.max=") + kMemoryMax, "--cgroup",
+            "pids.max=64", "--netns", "/var/run/netns/" + ns.name(), "--", "--kernel", vm.image.kernel, "--initrd",
+            vm.image.initrd, "--cmdline", vm.cmdline, "--cpus", "2", "--memory", "512M", "--disk", "path=" + vm.disk,
+            "--net", "tap=" + vm.tap, "--api-sock", "/keel.sock", "--stats-json", "/stats.json"};
 }
 
-using Launcher = std::vector<std::string> (*)(const NetNamespace&, const LegacyVm&);
+// A jail id of its own for each boot (a retried boot too): keel jail refuses
+// to reuse one whose directory or cgroup is still there.
+std::string next_jail_id() {
+    static int boots = 0;
+    return "legacy" + std::to_string(::getpid()) + "-" + std::to_string(++boots);
+}
 
 // What the host side saw, written on the HostAction's thread and read after it stopped.
 struct HostSide {
@@ -92,6 +134,7 @@ struct HostSide {
     ProcessResult page;
     HttpReply ctrl_alt_del;
     std::chrono::steady_clock::duration launch_to_service{};
+    bool ran_as_jail_uid = false;
 };
 
 struct LegacyRun {
@@ -100,17 +143,22 @@ struct LegacyRun {
     HttpReply ctrl_alt_del;
     std::chrono::steady_clock::duration launch_to_service{};
     ProcessResult fsck;
+    std::string memory_max;  // the VM's cgroup, read once keel has exited
+    bool ran_as_jail_uid = false;
 };
 
-LegacyRun boot_serve_and_shut_down(const LegacyImage& image, Launcher launcher) {
+LegacyRun boot_serve_and_shut_down(const LegacyImage& image) {
     const auto dir = scratch_dir();
-    LegacyVm vm{image, dir + "/rootfs.ext4", dir + "/keel.sock", dir + "/stats.json", kTap,
+    LegacyVm vm{image, dir + "/rootfs.ext4", dir + "/jails", next_jail_id(), kTap,
                 // nokaslr: a stuck vCPU's rip in keel's statistics can then be looked up (in
                 // /proc/kallsyms of another nokaslr boot, or the -dbg package's System.map).
                 std::string("console=ttyS0 reboot=k panic=-1 nokaslr root=/dev/vda rw keel.net=eth0=") + kGuestAddress +
                     "/30"};
     const auto copy = run_process({"/bin/cp", "--sparse=always", image.rootfs, vm.disk});
     if (copy.exit_code != 0) throw std::runtime_error("cannot copy the legacy image: " + copy.err);
+    if (::chown(vm.disk.c_str(), kJailUid, kJailGid) != 0) throw std::runtime_error("cannot chown the image copy");
+    const std::string api_socket = vm.made_by_keel("keel.sock");
+    if (!kJailed) std::filesystem::create_directories(vm.jail_base);
 
     NetNamespace ns;
     ns.add_tap(vm.tap, kHostCidr);
@@ -127,8 +175,14 @@ LegacyRun boot_serve_and_shut_down(const LegacyImage& image, Launcher launcher) 
                                             "-w", "\nHTTP-STATUS %{http_code}\n",
                                             std::string("http://") + kGuestAddress + "/"}),
                                 options);
-        auto reply = curl_api(vm.api_socket, "PUT", "/actions", R"({"action_type": "SendCtrlAltDel"})");
+        // The socket keel made (keel removes it at exit) is the jail uid's: keel ran as
+        // that uid, with the jail's root as '/'.
+        struct stat socket_info {};
+        const bool jail_uid_socket = ::lstat(api_socket.c_str(), &socket_info) == 0 &&
+                                     S_ISSOCK(socket_info.st_mode) && socket_info.st_uid == (kJailed ? kJailUid : 0);
+        auto reply = curl_api(api_socket, "PUT", "/actions", R"({"action_type": "SendCtrlAltDel"})");
         const std::lock_guard guard(host.lock);
+        host.ran_as_jail_uid = jail_uid_socket;
         host.launch_to_service = service_up;
         host.page = std::move(page);
         host.ctrl_alt_del = std::move(reply);
@@ -137,15 +191,22 @@ LegacyRun boot_serve_and_shut_down(const LegacyImage& image, Launcher launcher) 
     options.timeout = 400s;  // tens of seconds in the emulated sandbox, most of it sysvinit's scripts
     options.watch = host_side.watcher();
     LegacyRun run;
-    run.boot = run_keel_boot(launcher(ns, vm), vm.stats_path, options);
+    run.boot = run_keel_boot(launch_command(ns, vm), vm.made_by_keel("stats.json"), options);
     host_side.stop();
+    if (kJailed) {
+        std::ifstream limit(vm.cgroup() + "/memory.max");
+        std::getline(limit, run.memory_max);
+    }
     {
         const std::lock_guard guard(host.lock);
         run.page = host.page;
         run.ctrl_alt_del = host.ctrl_alt_del;
         run.launch_to_service = host.launch_to_service;
+        run.ran_as_jail_uid = host.ran_as_jail_uid;
     }
     run.fsck = run_process({"/sbin/e2fsck", "-fn", vm.disk});
+    // keel jail leaves the VM's jail and cgroup for inspection; the test does not.
+    ::rmdir(vm.cgroup().c_str());
     std::error_code ignored;
     std::filesystem::remove_all(dir, ignored);
     return run;
@@ -177,8 +238,8 @@ double seconds(std::chrono::steady_clock::duration d) { return std::chrono::dura
 
 }  // namespace
 
-TEST_CASE("the legacy Debian image boots with sysvinit, serves its page over the TAP and shuts down clean on "
-          "Ctrl-Alt-Del",
+TEST_CASE("the legacy Debian image boots jailed with sysvinit, serves its page over the TAP and shuts down clean "
+          "on Ctrl-Alt-Del",
           "[kvm]") {
     const auto image = legacy_image();
     if (!image) {
@@ -186,18 +247,22 @@ TEST_CASE("the legacy Debian image boots with sysvinit, serves its page over the
         return;
     }
     if (!can_create_net_namespaces()) {
-        WARN("the legacy image test needs root (network namespaces, TAPs) and iproute2: not tested");
+        WARN("the legacy image test needs root (network namespaces, TAPs, keel jail) and iproute2: not tested");
+        return;
+    }
+    if (::access((std::string(kCgroupRoot) + "/cgroup.controllers").c_str(), R_OK) != 0) {
+        WARN("no cgroup v2 hierarchy at /sys/fs/cgroup (keel jail's cgroup): the legacy image test not run");
         return;
     }
     REQUIRE_FALSE(image->page_marker.empty());
-    auto run = boot_serve_and_shut_down(*image, launch_command);
+    auto run = boot_serve_and_shut_down(*image);
     if (emulated_host_failure(run.boot) || early_emulation_failure(run.boot)) {
         if (early_emulation_failure(run.boot)) {
             note_early_emulation_failure(run.boot);
         } else {
             note_emulated_host_failure("legacy image", run.boot);
         }
-        run = boot_serve_and_shut_down(*image, launch_command);
+        run = boot_serve_and_shut_down(*image);
     }
     const auto& out = run.boot.result.out;
     INFO("guest console:\n" << out << "\nkeel stderr:\n" << run.boot.result.err << "\n" << stall_report(run.boot));
@@ -215,6 +280,12 @@ TEST_CASE("the legacy Debian image boots with sysvinit, serves its page over the
     CHECK(run.boot.result.exit_code == 0);
     CHECK(run.boot.stats.value("stop_reason", std::string()) == "poweroff");
     CHECK(run.fsck.exit_code == 0);
+    CHECK(run.ran_as_jail_uid);
+    if (kJailed) {
+        CHECK(run.memory_max == kMemoryMax);
+    } else {
+        WARN("a sanitizer build's keel is linked dynamically and cannot be jailed: the image booted unjailed");
+    }
     std::cout << "legacy image: service up " << seconds(run.launch_to_service) << " s after launch (guest uptime "
               << marker(out, "uptime").value_or("?") << " s)" << std::endl;
 }

@@ -73,7 +73,9 @@ void make_devices(const std::vector<DeviceNode>& devices, uid_t uid, gid_t gid) 
             make_directory(device.path.substr(0, slash));
         }
         if (::mknod(device.path.c_str(), S_IFCHR | 0600, device.rdev) != 0) {
-            throw_errno("cannot make '" + device.path + "'");
+            // Seen as ENXIO on 9p: the jail's directory is on a file system that keeps no device nodes.
+            throw Error(errno_message("cannot make '" + device.path + "'") +
+                        " (the file system of --chroot-base must hold device nodes: not 9p, NFS or a nodev mount)");
         }
         // mknod's mode went through the umask.
         if (::chmod(device.path.c_str(), 0600) != 0 || ::chown(device.path.c_str(), uid, gid) != 0) {

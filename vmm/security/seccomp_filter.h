@@ -15,16 +15,15 @@ namespace keel::security {
 // debugging keel only.
 enum class SeccompMode : uint8_t { Enforce, Log, Off };
 
-// What keel does without --seccomp. An ASan/UBSan build (a test build) logs
-// instead: its runtime makes calls of its own that are not keel's, at a
-// thread's exit (sigaltstack) and at keel's (LeakSanitizer's clone, ptrace);
-// `--seccomp on` still enforces there, as the enforcement tests ask.
-//
-// For now every build logs by default: the lists were audited over the whole
-// KVM test suite in log mode (scripts/seccomp-audit), but the kernel's log is
-// rate-limited, and `on` becomes the default once a full run of the suite
-// with every filter enforced has passed (docs/security.md).
+// What keel does without --seccomp: enforce. An ASan/UBSan build (a test
+// build) logs instead: its runtime makes calls of its own that are not keel's,
+// at a thread's exit (sigaltstack) and at keel's (LeakSanitizer's clone,
+// ptrace); `--seccomp on` still enforces there, as the enforcement tests ask.
+#ifdef KEEL_SANITIZER_BUILD
 inline constexpr SeccompMode kDefaultSeccompMode = SeccompMode::Log;
+#else
+inline constexpr SeccompMode kDefaultSeccompMode = SeccompMode::Enforce;
+#endif
 
 [[nodiscard]] std::optional<SeccompMode> parse_seccomp_mode(std::string_view text);  // on, log, off
 [[nodiscard]] std::string_view to_string(SeccompMode mode);
