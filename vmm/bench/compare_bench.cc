@@ -21,6 +21,7 @@
 #include "bench/host_kind.h"
 #include "bench/oci_bundle.h"
 #include "bench/process_probe.h"
+#include "bench/syscall_surface.h"
 #include "bench/system_run.h"
 #include "common/error.h"
 #include "core/boot_clock.h"
@@ -126,6 +127,9 @@ private:
         const BootSample boot = sample_from_stats(stats, launch_ns, exit_ns);
         sample.exits_to_vmm = boot.exits_to_keel;
         sample.exits_at_stop = boot.kvm_exits;
+        if (stats.contains("seccomp") && stats.at("seccomp").is_object()) {
+            sample.seccomp_mode = stats.at("seccomp").value("mode", std::string());
+        }
     }
 
     const CompareSetup& m_setup;
@@ -174,10 +178,19 @@ void run_compare_bench(CompareSetup setup) {
         }
     }
     const auto summary = summarize_compare(setup, samples, syscalls);
-    std::cout << compare_report_text(setup, summary) << std::flush;
+    // What keel's runs said of their filters: one mode for all, or "mixed".
+    std::string keel_seccomp_mode;
+    for (const auto& sample : samples) {
+        if (sample.seccomp_mode.empty()) continue;
+        if (keel_seccomp_mode.empty()) keel_seccomp_mode = sample.seccomp_mode;
+        if (keel_seccomp_mode != sample.seccomp_mode) keel_seccomp_mode = "mixed";
+    }
+    const auto surface = measure_syscall_surface();
+    std::cout << compare_report_text(setup, summary) << syscall_surface_text(surface, keel_seccomp_mode) << std::flush;
     if (!setup.json_path.empty()) {
-        write_text_file(setup.json_path, compare_report_json(setup, summary, samples, syscalls).dump(2) + "\n",
-                        "JSON report");
+        auto report = compare_report_json(setup, summary, samples, syscalls);
+        report["syscall_surface"] = syscall_surface_json(surface, keel_seccomp_mode);
+        write_text_file(setup.json_path, report.dump(2) + "\n", "JSON report");
     }
     fs::remove_all(runner.dir(), error);
 }

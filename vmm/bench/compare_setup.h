@@ -73,6 +73,7 @@ struct CompareSample {
     std::optional<uint64_t> exits_at_marker;  // KVM debugfs (VMs, when mounted)
     std::optional<uint64_t> exits_to_vmm;     // keel: exits that reached keel, at stop
     std::optional<uint64_t> exits_at_stop;    // keel: KVM's count at stop (KVM_GET_STATS_FD)
+    std::string seccomp_mode;                 // keel: its filters' mode, as its statistics say
 };
 
 // One untimed run under strace.
