@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -274,6 +275,98 @@ TEST_CASE("a jailed keel boots with a disk and a NIC, as the given uid, in its c
     CHECK(kvm.st_uid == kJailUid);
     CHECK(std::filesystem::exists(jail_root + "/dev/net/tun"));
     CHECK(b.stats.value("stop_reason", std::string()) != "");
+}
+
+// What the host saw of keel inside its own pid namespace.
+struct PidNamespaceSeen {
+    std::mutex mutex;
+    pid_t parent = 0;  // keel jail, outside the namespace
+    pid_t keel = 0;    // its child, keel
+    std::string nspid;
+    std::string open_files_limit;
+    std::string uids;
+    int kill_result = -1;
+};
+
+// "Max open files            512                  512                  files" -> "512 512"
+std::string open_files_limit(const std::string& limits) {
+    std::istringstream in(limits);
+    for (std::string line; std::getline(in, line);) {
+        if (!line.starts_with("Max open files")) continue;
+        std::istringstream fields(line.substr(std::string("Max open files").size()));
+        std::string soft, hard;
+        fields >> soft >> hard;
+        return soft + " " + hard;
+    }
+    return "(no Max open files line)";
+}
+
+TEST_CASE("keel jail --new-pid-ns: keel is pid 1 of its namespace with the rlimits asked, and the parent outside "
+          "forwards SIGTERM and returns keel's status",
+          "[kvm]") {
+    if (!can_jail() || checked_dynamic_keel_refusal()) return;
+    const auto guest = stock_guest();
+    const ScratchDir dir;
+    const auto id = unique_id("pidns");
+    const JailLeftovers leftovers{dir.path + "/jails/keel/" + id, std::string(kCgroupRoot) + "/keel/" + id};
+    const std::string jail_root = leftovers.jail_dir + "/root";
+    const auto attempt = [&] {
+        std::error_code ignored;
+        std::filesystem::remove_all(leftovers.jail_dir, ignored);
+        auto seen = std::make_shared<PidNamespaceSeen>();
+        // The guest says it runs, then waits: keel stops only when the host's SIGTERM arrives.
+        HostAction host_side("KEEL-TEST pidns-ready=", [seen](std::stop_token) {
+            std::lock_guard lock(seen->mutex);
+            const auto parent = std::to_string(seen->parent);
+            std::istringstream children(read_text("/proc/" + parent + "/task/" + parent + "/children"));
+            children >> seen->keel;
+            const auto proc = "/proc/" + std::to_string(seen->keel);
+            const auto status = read_text(proc + "/status");
+            seen->nspid = status_ids(status, "NSpid");
+            seen->uids = status_ids(status, "Uid");
+            seen->open_files_limit = open_files_limit(read_text(proc + "/limits"));
+            seen->kill_result = ::kill(seen->parent, SIGTERM);
+        });
+        const std::string cmdline = "console=ttyS0 reboot=k panic=-1 keel.run=" +
+                                    base64("echo KEEL-TEST pidns-ready=1\nsleep 240\n");
+        const std::vector<std::string> argv{keel_binary(), "jail", "--id", id, "--uid", std::to_string(kJailUid),
+                                            "--gid", std::to_string(kJailGid), "--chroot-base", dir.path + "/jails",
+                                            "--new-pid-ns", "--resource-limit", "no-file=512", "--", "--kernel",
+                                            guest.kernel, "--initrd", guest.initrd, "--memory", "256M", "--cmdline",
+                                            cmdline, "--stats-json", "/stats.json"};
+        ProcessOptions options;
+        options.timeout = std::chrono::seconds(300);
+        options.started = [seen](pid_t pid) {
+            std::lock_guard lock(seen->mutex);
+            seen->parent = pid;
+        };
+        options.watch = host_side.watcher();
+        Boot b = run_keel_boot(argv, jail_root + "/stats.json", options);
+        host_side.stop();
+        return std::make_pair(std::move(b), seen);
+    };
+    Boot b;
+    std::shared_ptr<PidNamespaceSeen> seen;
+    std::tie(b, seen) = attempt();
+    if (emulated_host_failure(b)) {
+        note_emulated_host_failure("jailed keel in a pid namespace", b);
+        std::tie(b, seen) = attempt();
+    }
+    INFO("guest console:\n" << b.result.out);
+    INFO("keel stderr:\n" << b.result.err);
+    std::lock_guard lock(seen->mutex);
+    REQUIRE(seen->keel > 0);
+    CHECK(seen->kill_result == 0);
+    // keel's own pid as the host numbers it, then 1 in its namespace.
+    CHECK(seen->nspid == std::to_string(seen->keel) + " 1");
+    const auto uid = std::to_string(kJailUid);
+    CHECK(seen->uids == uid + " " + uid + " " + uid + " " + uid);
+    CHECK(seen->open_files_limit == "512 512");
+    // keel stopped on the forwarded SIGTERM (128 + 15, its status for a termination
+    // signal), and the parent outside exited with that status.
+    CHECK_FALSE(b.result.timed_out);
+    CHECK(b.result.exit_code == 143);
+    CHECK(b.stats.value("stop_reason", std::string()) == "signal");
 }
 
 TEST_CASE("a jailed keel whose pids.max leaves no room for its vCPU threads stops with one line", "[kvm]") {
