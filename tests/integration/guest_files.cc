@@ -65,4 +65,9 @@ std::string scratch_dir() {
     return templ;
 }
 
+ScratchDir::~ScratchDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path, ignored);
+}
+
 }  // namespace keel::test

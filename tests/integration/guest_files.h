@@ -25,6 +25,16 @@ GuestImage minimal_guest();
 // A fresh scratch directory for one test.
 std::string scratch_dir();
 
+// A scratch directory that goes, with everything in it (big disk images too),
+// when the test ends.
+struct ScratchDir {
+    std::string path = scratch_dir();
+    ScratchDir() = default;
+    ScratchDir(const ScratchDir&) = delete;
+    ScratchDir& operator=(const ScratchDir&) = delete;
+    ~ScratchDir();
+};
+
 // The number a /proc or /sys file holds (0 when it cannot be read).
 uint64_t read_number_file(const std::string& path);
 

@@ -16,7 +16,6 @@
 #include <memory>
 #include <mutex>
 #include <sstream>
-#include <tuple>
 
 #include "guest_boot.h"
 #include "net_host.h"
@@ -71,27 +70,54 @@ bool can_jail() {
     return true;
 }
 
-struct ScratchDir {
-    std::string path = scratch_dir();
-    ~ScratchDir() {
-        std::error_code ignored;
-        std::filesystem::remove_all(path, ignored);
-    }
-};
-
 // The VM's jail directory and cgroup go when the test ends (keel jail leaves
 // them, like Firecracker's jailer: they name a VM that may be inspected).
+// Also before a retried boot, which reuses the id.
 struct JailLeftovers {
-    std::string jail_dir;
-    std::string cgroup;
-    ~JailLeftovers() {
+    JailLeftovers(const std::string& chroot_base, const std::string& id)
+        : jail_dir(chroot_base + "/keel/" + id), cgroup(std::string(kCgroupRoot) + "/keel/" + id) {}
+    JailLeftovers(const JailLeftovers&) = delete;
+    JailLeftovers& operator=(const JailLeftovers&) = delete;
+    ~JailLeftovers() { clear(); }
+
+    void clear() const {
         std::error_code ignored;
         std::filesystem::remove_all(jail_dir, ignored);
         ::rmdir(cgroup.c_str());
     }
+    // keel's '/'.
+    [[nodiscard]] std::string root() const { return jail_dir + "/root"; }
+
+    const std::string jail_dir;
+    const std::string cgroup;
 };
 
 std::string unique_id(const std::string& what) { return "t" + std::to_string(::getpid()) + "-" + what; }
+
+// A jailed boot and what the host saw of it while it ran.
+template <class Seen>
+struct JailedBoot {
+    Boot boot;
+    std::shared_ptr<Seen> seen;
+};
+
+// Runs `keel jail ...` (argv) with `host_side` watching its console; `seen->started_pid`
+// gets the pid of the process started (keel jail, which becomes keel or, with
+// --new-pid-ns, its parent). keel writes its statistics inside the jail.
+template <class Seen>
+JailedBoot<Seen> run_jailed_boot(const std::vector<std::string>& argv, const std::string& jail_stats_path,
+                                 HostAction& host_side, std::shared_ptr<Seen> seen) {
+    ProcessOptions options;
+    options.timeout = std::chrono::seconds(300);
+    options.started = [seen](pid_t pid) {
+        std::lock_guard lock(seen->mutex);
+        seen->started_pid = pid;
+    };
+    options.watch = host_side.watcher();
+    Boot b = run_keel_boot(argv, jail_stats_path, options);
+    host_side.stop();
+    return {std::move(b), std::move(seen)};
+}
 
 // A sanitizer build's keel is linked dynamically, and keel jail refuses it (the
 // jail holds no libraries): there the boots are not possible, and what is
@@ -125,7 +151,7 @@ struct Observed {
     int outside_errno = 0;  // stat of a host path through /proc/<pid>/root
     std::string memory_max;
     std::string procs;
-    pid_t pid = 0;
+    pid_t started_pid = 0;
     ProcessResult sent;
 };
 
@@ -156,13 +182,11 @@ TEST_CASE("a jailed keel boots with a disk and a NIC, as the given uid, in its c
     std::ofstream(message_file) << "hello-from-the-host\n";
 
     const auto id = unique_id("boot");
-    const JailLeftovers leftovers{dir.path + "/jails/keel/" + id, std::string(kCgroupRoot) + "/keel/" + id};
-    const std::string jail_root = leftovers.jail_dir + "/root";
+    const JailLeftovers leftovers(dir.path + "/jails", id);
+    const std::string jail_root = leftovers.root();
 
     const auto attempt = [&] {
-        std::error_code ignored;
-        std::filesystem::remove_all(leftovers.jail_dir, ignored);
-        ::rmdir(leftovers.cgroup.c_str());
+        leftovers.clear();
         const NetNamespace ns;
         ns.add_tap("jtap0", std::string(kHostAddress) + "/24");
         auto observed = std::make_shared<Observed>();
@@ -170,7 +194,7 @@ TEST_CASE("a jailed keel boots with a disk and a NIC, as the given uid, in its c
             pid_t pid = 0;
             {
                 std::lock_guard lock(observed->mutex);
-                pid = observed->pid;
+                pid = observed->started_pid;
                 observed->ran = true;
                 const auto proc = "/proc/" + std::to_string(pid);
                 const auto status = read_text(proc + "/status");
@@ -225,25 +249,12 @@ TEST_CASE("a jailed keel boots with a disk and a NIC, as the given uid, in its c
                                             "tap=jtap0,id=lan0",
                                             "--stats-json",
                                             "/stats.json"};
-        ProcessOptions options;
-        options.timeout = std::chrono::seconds(300);
-        options.started = [observed](pid_t pid) {
-            std::lock_guard lock(observed->mutex);
-            observed->pid = pid;
-        };
-        options.watch = host_side.watcher();
-        // keel writes its statistics inside the jail: /stats.json is root/stats.json here.
-        Boot b = run_keel_boot(argv, jail_root + "/stats.json", options);
-        host_side.stop();
-        return std::make_pair(std::move(b), observed);
+        // /stats.json in the jail is root/stats.json here.
+        return run_jailed_boot(argv, jail_root + "/stats.json", host_side, observed);
     };
-    Boot b;
-    std::shared_ptr<Observed> observed;
-    std::tie(b, observed) = attempt();
-    if (emulated_host_failure(b)) {
-        note_emulated_host_failure("jailed keel boot", b);
-        std::tie(b, observed) = attempt();
-    }
+    const auto run = retry_once_after_emulated_host_failure("jailed keel boot", attempt);
+    const Boot& b = run.boot;
+    const auto& observed = run.seen;
     INFO("guest console:\n" << b.result.out);
     INFO("keel stderr:\n" << b.result.err);
     INFO("host send: exit " << observed->sent.exit_code << " " << observed->sent.err);
@@ -267,7 +278,7 @@ TEST_CASE("a jailed keel boots with a disk and a NIC, as the given uid, in its c
     CHECK(observed->memory_max == std::string(kMemoryMax) + "\n");
     // keel's pid is there; so is KVM's per-VM worker (kvm-nx-lpage-recovery), a kernel thread
     // that joins the cgroup of the process creating the VM.
-    CHECK(("\n" + observed->procs).find("\n" + std::to_string(observed->pid) + "\n") != std::string::npos);
+    CHECK(("\n" + observed->procs).find("\n" + std::to_string(observed->started_pid) + "\n") != std::string::npos);
     // What keel left in its jail: the device nodes it was given, owned by its uid.
     struct stat kvm {};
     REQUIRE(::stat((jail_root + "/dev/kvm").c_str(), &kvm) == 0);
@@ -280,7 +291,7 @@ TEST_CASE("a jailed keel boots with a disk and a NIC, as the given uid, in its c
 // What the host saw of keel inside its own pid namespace.
 struct PidNamespaceSeen {
     std::mutex mutex;
-    pid_t parent = 0;  // keel jail, outside the namespace
+    pid_t started_pid = 0;  // keel jail, which stays outside the namespace as keel's parent
     pid_t keel = 0;    // its child, keel
     std::string nspid;
     std::string open_files_limit;
@@ -308,16 +319,14 @@ TEST_CASE("keel jail --new-pid-ns: keel is pid 1 of its namespace with the rlimi
     const auto guest = stock_guest();
     const ScratchDir dir;
     const auto id = unique_id("pidns");
-    const JailLeftovers leftovers{dir.path + "/jails/keel/" + id, std::string(kCgroupRoot) + "/keel/" + id};
-    const std::string jail_root = leftovers.jail_dir + "/root";
+    const JailLeftovers leftovers(dir.path + "/jails", id);
     const auto attempt = [&] {
-        std::error_code ignored;
-        std::filesystem::remove_all(leftovers.jail_dir, ignored);
+        leftovers.clear();
         auto seen = std::make_shared<PidNamespaceSeen>();
         // The guest says it runs, then waits: keel stops only when the host's SIGTERM arrives.
         HostAction host_side("KEEL-TEST pidns-ready=", [seen](std::stop_token) {
             std::lock_guard lock(seen->mutex);
-            const auto parent = std::to_string(seen->parent);
+            const auto parent = std::to_string(seen->started_pid);
             std::istringstream children(read_text("/proc/" + parent + "/task/" + parent + "/children"));
             children >> seen->keel;
             const auto proc = "/proc/" + std::to_string(seen->keel);
@@ -325,7 +334,7 @@ TEST_CASE("keel jail --new-pid-ns: keel is pid 1 of its namespace with the rlimi
             seen->nspid = status_ids(status, "NSpid");
             seen->uids = status_ids(status, "Uid");
             seen->open_files_limit = open_files_limit(read_text(proc + "/limits"));
-            seen->kill_result = ::kill(seen->parent, SIGTERM);
+            seen->kill_result = ::kill(seen->started_pid, SIGTERM);
         });
         const std::string cmdline = "console=ttyS0 reboot=k panic=-1 keel.run=" +
                                     base64("echo KEEL-TEST pidns-ready=1\nsleep 240\n");
@@ -334,24 +343,11 @@ TEST_CASE("keel jail --new-pid-ns: keel is pid 1 of its namespace with the rlimi
                                             "--new-pid-ns", "--resource-limit", "no-file=512", "--", "--kernel",
                                             guest.kernel, "--initrd", guest.initrd, "--memory", "256M", "--cmdline",
                                             cmdline, "--stats-json", "/stats.json"};
-        ProcessOptions options;
-        options.timeout = std::chrono::seconds(300);
-        options.started = [seen](pid_t pid) {
-            std::lock_guard lock(seen->mutex);
-            seen->parent = pid;
-        };
-        options.watch = host_side.watcher();
-        Boot b = run_keel_boot(argv, jail_root + "/stats.json", options);
-        host_side.stop();
-        return std::make_pair(std::move(b), seen);
+        return run_jailed_boot(argv, leftovers.root() + "/stats.json", host_side, seen);
     };
-    Boot b;
-    std::shared_ptr<PidNamespaceSeen> seen;
-    std::tie(b, seen) = attempt();
-    if (emulated_host_failure(b)) {
-        note_emulated_host_failure("jailed keel in a pid namespace", b);
-        std::tie(b, seen) = attempt();
-    }
+    const auto run = retry_once_after_emulated_host_failure("jailed keel in a pid namespace", attempt);
+    const Boot& b = run.boot;
+    const auto& seen = run.seen;
     INFO("guest console:\n" << b.result.out);
     INFO("keel stderr:\n" << b.result.err);
     std::lock_guard lock(seen->mutex);
@@ -374,7 +370,7 @@ TEST_CASE("a jailed keel whose pids.max leaves no room for its vCPU threads stop
     const auto guest = stock_guest();
     const ScratchDir dir;
     const auto id = unique_id("pids");
-    const JailLeftovers leftovers{dir.path + "/jails/keel/" + id, std::string(kCgroupRoot) + "/keel/" + id};
+    const JailLeftovers leftovers(dir.path + "/jails", id);
     ProcessOptions options;
     options.timeout = std::chrono::seconds(300);
     const auto r = run_process({keel_binary(), "jail", "--id", id, "--uid", std::to_string(kJailUid), "--gid",

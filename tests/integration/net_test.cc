@@ -50,14 +50,6 @@ bool can_run(const GuestImage& guest) {
     return true;
 }
 
-// The scratch directory and its big files go when the test ends.
-struct ScratchDir {
-    std::string path = scratch_dir();
-    ~ScratchDir() {
-        std::error_code ignored;
-        std::filesystem::remove_all(path, ignored);
-    }
-};
 
 void write_random_file(const std::string& path, uint64_t size) {
     std::ofstream out(path, std::ios::binary);

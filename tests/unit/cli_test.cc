@@ -7,21 +7,14 @@
 
 #include "cli/bench_cli.h"
 #include "cli/cli.h"
+#include "cli_checks.h"
 #include "common/units.h"
 
 using namespace keel;
 
 namespace {
 
-// A bad command line: exit status 2 and one "error: " line, nothing run.
-void check_one_line_usage_error(const CliOutcome& out) {
-    INFO(out.message);
-    CHECK(out.command == CliCommand::Exit);
-    CHECK(out.exit_code == 2);
-    CHECK(out.message_is_error);
-    CHECK(out.message.rfind("error: ", 0) == 0);
-    CHECK(out.message.find('\n') == std::string::npos);
-}
+using keel::test::check_one_line_usage_error;
 
 void check_one_line_usage_error(const BenchOutcome& out) {
     INFO(out.message);

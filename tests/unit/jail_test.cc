@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "cli/cli.h"
+#include "cli_checks.h"
 #include "common/error.h"
 #include "jail/cgroup.h"
 #include "jail/chroot_dir.h"
@@ -24,13 +25,7 @@ using namespace keel::jail;
 namespace {
 
 void check_one_line_usage_error(const CliOutcome& out, const std::string& expected_part) {
-    INFO(out.message);
-    CHECK(out.command == CliCommand::Exit);
-    CHECK(out.exit_code == 2);
-    CHECK(out.message_is_error);
-    CHECK(out.message.rfind("error: jail: ", 0) == 0);
-    CHECK(out.message.find('\n') == std::string::npos);
-    CHECK(out.message.find(expected_part) != std::string::npos);
+    keel::test::check_one_line_usage_error(out, "error: jail: ", expected_part);
 }
 
 std::vector<std::string> jail_command(std::vector<std::string> run_args, std::vector<std::string> extra = {}) {
