@@ -9,6 +9,7 @@
 #include "bench/boot_bench.h"
 #include "bench/compare_bench.h"
 #include "bench/density_bench.h"
+#include "bench/legacy_bench.h"
 #include "cli/bench_cli.h"
 #include "common/error.h"
 
@@ -25,6 +26,8 @@ int main(int argc, char** argv) {
             keel::bench::run_boot_bench(bench.boot);
         } else if (bench.command == keel::BenchOutcome::Command::Compare) {
             keel::bench::run_compare_bench(bench.compare);
+        } else if (bench.command == keel::BenchOutcome::Command::Legacy) {
+            keel::bench::run_legacy_bench(bench.legacy);
         } else {
             keel::bench::run_density_bench(bench.density);
         }

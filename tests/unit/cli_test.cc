@@ -325,3 +325,39 @@ TEST_CASE("bad bench compare command lines are one-line errors with exit status 
     CHECK(help.exit_code == 0);
     CHECK(help.message.find("--systems LIST") != std::string::npos);
 }
+
+TEST_CASE("bench legacy takes the image, the runs and the VM's size; everything has a default", "[cli][bench]") {
+    const std::string dir = KEEL_SOURCE_DIR;
+    const auto out = parse_bench_command_line({"legacy", "--runs", "5", "--image-dir", dir, "--cpus", "1", "--memory",
+                                               "256M", "--json", "l.json", "--timeout", "900"});
+    INFO(out.message);
+    REQUIRE(out.command == BenchOutcome::Command::Legacy);
+    CHECK(out.legacy.runs == 5);
+    CHECK(out.legacy.image_dir == dir);
+    CHECK(out.legacy.vcpus == 1);
+    CHECK(out.legacy.memory_bytes == (uint64_t{256} << 20));
+    CHECK(out.legacy.json_path == "l.json");
+    CHECK(out.legacy.timeout_seconds == 900);
+
+    const auto defaults = parse_bench_command_line({"legacy"});
+    REQUIRE(defaults.command == BenchOutcome::Command::Legacy);
+    CHECK(defaults.legacy.runs == 3);
+    CHECK(defaults.legacy.image_dir.empty());  // resolved when the bench runs
+    CHECK(defaults.legacy.vcpus == 2);
+    CHECK(defaults.legacy.memory_bytes == (uint64_t{512} << 20));
+    CHECK(defaults.legacy.timeout_seconds == 600);
+
+    for (const auto& args : std::vector<std::vector<std::string>>{{"legacy", "--runs", "0"},
+                                                                  {"legacy", "--runs", "many"},
+                                                                  {"legacy", "--image-dir", "/nonexistent/legacy"},
+                                                                  {"legacy", "--memory", "lots"},
+                                                                  {"legacy", "--cpus", "0"},
+                                                                  {"legacy", "--systems", "keel"},
+                                                                  {"legacy", "stray"}}) {
+        check_one_line_usage_error(parse_bench_command_line(args));
+    }
+    const auto help = parse_bench_command_line({"legacy", "--help"});
+    CHECK(help.exit_code == 0);
+    CHECK(help.message.find("keel bench legacy [LEGACY-OPTIONS]") != std::string::npos);
+    CHECK(help.message.find("--image-dir DIR") != std::string::npos);
+}

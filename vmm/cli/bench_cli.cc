@@ -19,6 +19,7 @@ constexpr const char* kBenchHelp =
     "Usage: keel bench boot [BENCH-OPTIONS] RUN-OPTIONS...\n"
     "       keel bench compare --kernel K --initrd I [COMPARE-OPTIONS]\n"
     "       keel bench density --count N --kernel K --initrd I [DENSITY-OPTIONS]\n"
+    "       keel bench legacy [LEGACY-OPTIONS]\n"
     "\n"
     "keel bench boot boots the guest N times, each in a fresh keel process started like 'keel run'\n"
     "(stdin /dev/null, the console into a log file), and reports min/median/max of every boot\n"
@@ -63,7 +64,23 @@ constexpr const char* kBenchHelp =
     "\n"
     "DENSITY-OPTIONS: --count N (1-1000, required), --system NAME (keel, qemu-microvm, crun or runc;\n"
     "default keel), and --cpus, --memory, --payload, --marker, --cmdline, --json, --timeout as for\n"
-    "compare (--timeout bounds the whole batch).\n";
+    "compare (--timeout bounds the whole batch).\n"
+    "\n"
+    "keel bench legacy runs the legacy workload image (guest-images/build-legacy-image: Debian 12,\n"
+    "sysvinit, lighttpd) under keel, and its lighttpd as a crun container on the same root file\n"
+    "system (read-only, tmpfs on /run, /tmp, /var/log), in interleaved runs, each reached over\n"
+    "link-local addresses in network namespaces of the bench's own. It reports side by side: launch\n"
+    "-> the first HTTP 200 carrying the image's page marker, launch -> exit after a clean stop (keel:\n"
+    "SendCtrlAltDel; crun: crun kill TERM), and host memory at the first 200 (VMM or runtime and\n"
+    "service RSS/PSS, guest RAM touched). Needs root, crun, iproute2 and e2fsprogs' debugfs.\n"
+    "\n"
+    "LEGACY-OPTIONS:\n"
+    "  --runs N            runs of each system (default 3)\n"
+    "  --image-dir DIR     the image (default $KEEL_LEGACY_IMAGE_DIR, else ~/.cache/keel/guest/legacy)\n"
+    "  --cpus N            vCPUs of the VM (default 2)\n"
+    "  --memory SIZE       memory of the VM (default 512M)\n"
+    "  --json FILE         also write the report, with every run's figures, as JSON\n"
+    "  --timeout SECONDS   a run that takes longer from launch to exit fails the bench (default 600)\n";
 
 BenchOutcome cli_error(std::string message) {
     BenchOutcome outcome;
@@ -246,6 +263,32 @@ BenchOutcome parse_bench_density(const std::vector<std::string>& args) {
     return outcome;
 }
 
+BenchOutcome parse_bench_legacy(const std::vector<std::string>& args) {
+    bench::LegacySetup setup;
+    std::string memory = "512M";
+    CLI::App app("keel bench legacy", "keel bench legacy");
+    app.set_help_flag();  // --help is handled before, with the whole bench help
+    app.add_option("--runs", setup.runs)->check(CLI::Range(1U, 10000U));
+    app.add_option("--image-dir", setup.image_dir)->check(CLI::ExistingDirectory);
+    app.add_option("--cpus", setup.vcpus)->check(CLI::Range(1U, 255U));
+    app.add_option("--memory", memory);
+    app.add_option("--json", setup.json_path);
+    app.add_option("--timeout", setup.timeout_seconds)->check(CLI::Range(1U, 86400U));
+    std::vector<std::string> reversed(args.rbegin(), args.rend() - 1);
+    try {
+        app.parse(reversed);
+        setup.memory_bytes = parse_memory_size(memory, "--memory");
+    } catch (const CLI::ParseError& e) {
+        return cli_error("error: keel bench legacy: " + one_line(e.what()) + " (see 'keel bench --help')");
+    } catch (const Error& e) {
+        return cli_error(std::string("error: keel bench legacy: ") + e.what());
+    }
+    BenchOutcome outcome;
+    outcome.command = BenchOutcome::Command::Legacy;
+    outcome.legacy = std::move(setup);
+    return outcome;
+}
+
 }  // namespace
 
 BenchOutcome parse_bench_command_line(const std::vector<std::string>& args) {
@@ -259,6 +302,7 @@ BenchOutcome parse_bench_command_line(const std::vector<std::string>& args) {
     if (args[0] == "boot") return parse_bench_boot(args);
     if (args[0] == "compare") return parse_bench_compare(args);
     if (args[0] == "density") return parse_bench_density(args);
+    if (args[0] == "legacy") return parse_bench_legacy(args);
     return cli_error("error: unknown benchmark '" + args[0] + "' (see 'keel bench --help')");
 }
 
