@@ -324,6 +324,16 @@ void check_legacy_prerequisites(LegacySetup& setup) {
     setup.keel_binary = sibling_program("keel");
 }
 
+// After a failure the logs stay for the user (the error names them); the
+// image's copies (hundreds of MiB) go.
+void drop_images(const std::string& dir) {
+    std::error_code error;
+    fs::remove_all(dir + "/bundle", error);
+    for (const auto& entry : fs::directory_iterator(dir, error)) {
+        if (entry.path().extension() == ".ext4") fs::remove(entry.path(), error);
+    }
+}
+
 }  // namespace
 
 void run_legacy_bench(LegacySetup setup) {
@@ -335,7 +345,7 @@ void run_legacy_bench(LegacySetup setup) {
     const std::string dir = make_work_dir("keel-legacy");
     const LegacyNet net = legacy_net(::getpid());
     std::vector<LegacySample> samples;
-    {
+    try {
         ScopedNetwork network(net, dir + "/network.log");
         LegacyRunner runner(setup, net, dir);
         runner.prepare_container();
@@ -349,6 +359,9 @@ void run_legacy_bench(LegacySetup setup) {
                              s.system.c_str(), run, setup.runs, s.http_ms, s.http_attempts, s.exit_ms);
             }
         }
+    } catch (const Error&) {
+        drop_images(dir);
+        throw;
     }
     const auto summary = summarize_legacy(samples);
     std::cout << legacy_report_text(setup, summary) << std::flush;
