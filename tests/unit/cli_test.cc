@@ -326,7 +326,7 @@ TEST_CASE("bad bench compare command lines are one-line errors with exit status 
     CHECK(help.message.find("--systems LIST") != std::string::npos);
 }
 
-TEST_CASE("bench legacy takes the image, the runs and the VM's size; everything has a default", "[cli][bench]") {
+TEST_CASE("bench legacy takes the image, the runs and the VM's size, and everything has a default", "[cli][bench]") {
     const std::string dir = KEEL_SOURCE_DIR;
     const auto out = parse_bench_command_line({"legacy", "--runs", "5", "--image-dir", dir, "--cpus", "1", "--memory",
                                                "256M", "--json", "l.json", "--timeout", "900"});

@@ -32,10 +32,6 @@ private:
     std::vector<std::pair<std::string, std::vector<double>>> m_values;
 };
 
-nlohmann::json spread_json(const Spread& s) {
-    return {{"min", s.min}, {"median", s.median}, {"max", s.max}, {"runs", s.runs}};
-}
-
 nlohmann::json spreads_json(const std::vector<std::pair<std::string, Spread>>& spreads) {
     nlohmann::json out = nlohmann::json::object();
     for (const auto& [name, s] : spreads) out[name] = spread_json(s);
@@ -172,6 +168,22 @@ std::string boot_report_text(const BootBenchSetup& setup, const BootSummary& sum
         row(out, name == "overhead" ? "overhead (all but guest RAM)" : name, s, 0, summary.runs);
     }
     return out.str();
+}
+
+std::string spread_cell(const Spread& s, int decimals) {
+    if (s.runs == 0) return "-";
+    char text[96];
+    if (s.min == s.max) {
+        std::snprintf(text, sizeof text, "%.*f", decimals, s.median);
+    } else {
+        std::snprintf(text, sizeof text, "%.*f [%.*f-%.*f]", decimals, s.median, decimals, s.min, decimals, s.max);
+    }
+    return text;
+}
+
+nlohmann::json spread_json(const Spread& s) {
+    if (s.runs == 0) return nullptr;
+    return {{"min", s.min}, {"median", s.median}, {"max", s.max}, {"runs", s.runs}};
 }
 
 }  // namespace keel::bench

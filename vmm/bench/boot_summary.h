@@ -20,6 +20,11 @@ struct Spread {
 };
 
 [[nodiscard]] Spread spread_of(std::vector<double> values);
+// As the reports print a figure: "median [min-max]" with `decimals` digits,
+// "median" alone when all runs agree, "-" when no run had it.
+[[nodiscard]] std::string spread_cell(const Spread& s, int decimals);
+// {"min", "median", "max", "runs"}; null when no run had the figure.
+[[nodiscard]] nlohmann::json spread_json(const Spread& s);
 
 // What was booted, for the report's header.
 struct BootBenchSetup {

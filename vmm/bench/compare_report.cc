@@ -5,6 +5,8 @@
 #include <map>
 #include <sstream>
 
+#include "bench/report_table.h"
+
 namespace keel::bench {
 namespace {
 
@@ -15,22 +17,6 @@ Spread spread_over(const std::vector<const CompareSample*>& runs,
         if (const auto value = figure(*sample)) values.push_back(*value);
     }
     return spread_of(std::move(values));
-}
-
-std::string cell(const Spread& s, int decimals) {
-    if (s.runs == 0) return "-";
-    char text[96];
-    if (s.min == s.max) {
-        std::snprintf(text, sizeof text, "%.*f", decimals, s.median);
-    } else {
-        std::snprintf(text, sizeof text, "%.*f [%.*f-%.*f]", decimals, s.median, decimals, s.min, decimals, s.max);
-    }
-    return text;
-}
-
-nlohmann::json spread_json(const Spread& s) {
-    if (s.runs == 0) return nullptr;
-    return {{"min", s.min}, {"median", s.median}, {"max", s.max}, {"runs", s.runs}};
 }
 
 struct Row {
@@ -114,41 +100,22 @@ std::string compare_report_text(const CompareSetup& setup, const std::vector<Sys
     out << "kernel " << setup.kernel << ", initrd " << setup.initrd << ", payload " << setup.payload << ", "
         << setup.vcpus << " vCPU" << (setup.vcpus == 1 ? "" : "s") << ", " << (setup.memory_bytes >> 20) << " MiB\n";
     out << "host: " << setup.host << "\n";
-    if (setup.emulated) {
-        out << "THE HOST IS EMULATED (QEMU TCG): every time below is emulated and means nothing alone; only\n"
-               "ratios between systems measured in this run, and the counts, mean anything.\n";
-    }
-    char line[512];
-    const int name_width = 32;
-    const int cell_width = 26;
-    std::snprintf(line, sizeof line, "\n%-*s", name_width, "median [min-max]");
-    out << line;
-    for (const auto& s : summary) {
-        std::snprintf(line, sizeof line, " %*s", cell_width, s.system.c_str());
-        out << line;
-    }
-    out << "\n";
+    if (setup.emulated) out << kEmulatedHostWarning;
+    std::vector<std::string> columns;
+    for (const auto& s : summary) columns.push_back(s.system);
+    std::vector<TableRow> table;
     for (const auto& row : rows()) {
-        std::snprintf(line, sizeof line, "%-*s", name_width, row.name);
-        out << line;
-        for (const auto& s : summary) {
-            std::snprintf(line, sizeof line, " %*s", cell_width, cell(row.spread(s), row.decimals).c_str());
-            out << line;
-        }
-        out << "\n";
+        table.push_back({row.name, {}});
+        for (const auto& s : summary) table.back().cells.push_back(spread_cell(row.spread(s), row.decimals));
     }
     const auto syscall_row = [&](const char* name, auto figure) {
-        std::snprintf(line, sizeof line, "%-*s", name_width, name);
-        out << line;
-        for (const auto& s : summary) {
-            std::snprintf(line, sizeof line, " %*s", cell_width, s.traced ? std::to_string(figure(s)).c_str() : "-");
-            out << line;
-        }
-        out << "\n";
+        table.push_back({name, {}});
+        for (const auto& s : summary) table.back().cells.push_back(s.traced ? std::to_string(figure(s)) : "-");
     };
     syscall_row("host syscalls, distinct, all", [](const SystemSummary& s) { return s.syscalls_distinct; });
     syscall_row("  distinct, payload running", [](const SystemSummary& s) { return s.syscalls_distinct_payload; });
     syscall_row("  calls, payload running", [](const SystemSummary& s) { return s.syscalls_payload; });
+    out << figure_table(columns, table, 32, 26);
 
     const SystemSummary* reference = nullptr;
     for (const auto& s : summary) {

@@ -4,6 +4,8 @@
 #include <functional>
 #include <sstream>
 
+#include "bench/report_table.h"
+
 namespace keel::bench {
 namespace {
 
@@ -14,22 +16,6 @@ Spread spread_over(const std::vector<const LegacySample*>& runs, const Figure& f
     values.reserve(runs.size());
     for (const auto* sample : runs) values.push_back(figure(*sample));
     return spread_of(std::move(values));
-}
-
-std::string cell(const Spread& s, int decimals) {
-    if (s.runs == 0) return "-";
-    char text[96];
-    if (s.min == s.max) {
-        std::snprintf(text, sizeof text, "%.*f", decimals, s.median);
-    } else {
-        std::snprintf(text, sizeof text, "%.*f [%.*f-%.*f]", decimals, s.median, decimals, s.min, decimals, s.max);
-    }
-    return text;
-}
-
-nlohmann::json spread_json(const Spread& s) {
-    if (s.runs == 0) return nullptr;
-    return {{"min", s.min}, {"median", s.median}, {"max", s.max}, {"runs", s.runs}};
 }
 
 struct Row {
@@ -97,29 +83,15 @@ std::string legacy_report_text(const LegacySetup& setup, const std::vector<Legac
         << " MiB, a fresh copy of rootfs.ext4 per run; crun: the image's files, read-only, tmpfs on /run, /tmp, "
            "/var/log\n";
     out << "host: " << setup.host << "\n";
-    if (setup.emulated) {
-        out << "THE HOST IS EMULATED (QEMU TCG): every time below is emulated and means nothing alone; only\n"
-               "ratios between systems measured in this run, and the counts, mean anything.\n";
-    }
-    char line[512];
-    const int name_width = 32;
-    const int cell_width = 28;
-    std::snprintf(line, sizeof line, "\n%-*s", name_width, "median [min-max]");
-    out << line;
-    for (const auto& s : summary) {
-        std::snprintf(line, sizeof line, " %*s", cell_width, s.system.c_str());
-        out << line;
-    }
-    out << "\n";
+    if (setup.emulated) out << kEmulatedHostWarning;
+    std::vector<std::string> columns;
+    for (const auto& s : summary) columns.push_back(s.system);
+    std::vector<TableRow> table;
     for (const auto& row : rows()) {
-        std::snprintf(line, sizeof line, "%-*s", name_width, row.name);
-        out << line;
-        for (const auto& s : summary) {
-            std::snprintf(line, sizeof line, " %*s", cell_width, cell(s.*row.spread, row.decimals).c_str());
-            out << line;
-        }
-        out << "\n";
+        table.push_back({row.name, {}});
+        for (const auto& s : summary) table.back().cells.push_back(spread_cell(s.*row.spread, row.decimals));
     }
+    out << figure_table(columns, table, 32, 28);
     const LegacySystemSummary* keel = nullptr;
     const LegacySystemSummary* crun = nullptr;
     for (const auto& s : summary) (s.system == kLegacyKeel ? keel : crun) = &s;

@@ -17,6 +17,7 @@
 #include "bench/compare_setup.h"
 #include "bench/oci_bundle.h"
 #include "common/error.h"
+#include "argument_checks.h"
 
 using namespace keel;
 using namespace keel::bench;
@@ -37,9 +38,7 @@ CompareSetup setup_for_tests() {
     return setup;
 }
 
-bool contains_sequence(const std::vector<std::string>& args, const std::vector<std::string>& part) {
-    return std::search(args.begin(), args.end(), part.begin(), part.end()) != args.end();
-}
+using keel::bench::test::contains_sequence;
 
 CompareSample sample(const std::string& system, unsigned run, double marker_ms, uint64_t rss,
                      std::optional<uint64_t> exits) {

@@ -12,6 +12,7 @@
 #include "bench/legacy_report.h"
 #include "bench/legacy_setup.h"
 #include "common/error.h"
+#include "argument_checks.h"
 
 using namespace keel;
 using namespace keel::bench;
@@ -30,9 +31,7 @@ LegacySetup setup_for_tests() {
     return setup;
 }
 
-bool contains_sequence(const std::vector<std::string>& args, const std::vector<std::string>& part) {
-    return std::search(args.begin(), args.end(), part.begin(), part.end()) != args.end();
-}
+using keel::bench::test::contains_sequence;
 
 LegacySample sample(const std::string& system, unsigned run, double http_ms, uint64_t rss) {
     LegacySample s;
@@ -96,7 +95,7 @@ TEST_CASE("legacy bench: keel boots the copy with the test's command line, a TAP
     CHECK(contains_sequence(args, {"--cmdline", legacy_vm_cmdline(net)}));
 }
 
-TEST_CASE("legacy bench: debugfs copies the image's files out, quoted; a name it cannot take is an error",
+TEST_CASE("legacy bench: debugfs copies the image's files out, quoted, and a name it cannot take is an error",
           "[bench][legacy]") {
     CHECK(rootfs_extract_command("/c/rootfs.ext4", "/tmp/keel legacy-x/bundle/rootfs") ==
           std::vector<std::string>{"debugfs", "-R", "rdump / \"/tmp/keel legacy-x/bundle/rootfs\"", "/c/rootfs.ext4"});
