@@ -326,6 +326,32 @@ TEST_CASE("bad bench compare command lines are one-line errors with exit status 
     CHECK(help.message.find("--systems LIST") != std::string::npos);
 }
 
+TEST_CASE("bench compare --workload legacy is the legacy bench, --workload payload the default compare",
+          "[cli][bench]") {
+    const auto legacy = parse_bench_command_line({"compare", "--workload", "legacy", "--runs", "4", "--memory", "256M"});
+    INFO(legacy.message);
+    REQUIRE(legacy.command == BenchOutcome::Command::Legacy);
+    CHECK(legacy.legacy.runs == 4);
+    CHECK(legacy.legacy.memory_bytes == (uint64_t{256} << 20));
+    CHECK(parse_bench_command_line({"compare", "--runs", "2", "--workload=legacy"}).command ==
+          BenchOutcome::Command::Legacy);
+
+    const std::string file = std::string(KEEL_SOURCE_DIR) + "/README.md";  // compare wants files that exist
+    const auto payload =
+        parse_bench_command_line({"compare", "--kernel", file, "--initrd", file, "--workload", "payload"});
+    INFO(payload.message);
+    REQUIRE(payload.command == BenchOutcome::Command::Compare);
+    CHECK(payload.compare.kernel == file);
+
+    for (const auto& args : std::vector<std::vector<std::string>>{{"compare", "--workload"},
+                                                                  {"compare", "--workload", "web"},
+                                                                  {"compare", "--workload", "legacy", "--kernel", "k"}}) {
+        check_one_line_usage_error(parse_bench_command_line(args));
+    }
+    CHECK(parse_bench_command_line({"compare", "--workload", "web"}).message ==
+          "error: keel bench compare: unknown workload 'web' (--workload takes payload or legacy)");
+}
+
 TEST_CASE("bench legacy takes the image, the runs and the VM's size, and everything has a default", "[cli][bench]") {
     const std::string dir = KEEL_SOURCE_DIR;
     const auto out = parse_bench_command_line({"legacy", "--runs", "5", "--image-dir", dir, "--cpus", "1", "--memory",
