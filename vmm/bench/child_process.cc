@@ -124,6 +124,15 @@ std::optional<int> wait_for_child(pid_t pid, uint64_t timeout_ns, uint64_t& exit
     return std::nullopt;
 }
 
+void run_cleanup(const std::vector<std::string>& args) noexcept {
+    try {
+        const Child child = spawn_child(args, ChildStdio{.log_path = "/dev/null"});
+        uint64_t ignored = 0;
+        (void)wait_for_child(child.pid, 30 * kNsPerSecond, ignored);
+    } catch (const std::exception&) {
+    }
+}
+
 int poll_wait_ms(uint64_t now_ns, uint64_t deadline_ns) {
     return static_cast<int>(std::min<uint64_t>((deadline_ns - now_ns) / 1'000'000 + 1, INT_MAX));
 }

@@ -14,6 +14,8 @@
 // CLOCK_MONOTONIC (the clock keel's own phases use).
 namespace keel::bench {
 
+inline constexpr uint64_t kNsPerSecond = 1'000'000'000;
+
 // The program `name` in the directory of the running one (keel beside
 // keel-bench, and the other way round). Throws keel::Error saying what is
 // missing when it is not there.
@@ -42,6 +44,11 @@ struct Child {
 // Waits at most `timeout_ns` for `pid` to end; returns its wait status and
 // sets `exit_ns`. On timeout it kills the process (SIGKILL) and returns nullopt.
 [[nodiscard]] std::optional<int> wait_for_child(pid_t pid, uint64_t timeout_ns, uint64_t& exit_ns);
+
+// Runs a clean-up command (`crun delete --force`, `ip netns del`) to its end,
+// output discarded, killed after 30 s. Used where a bench is already failing
+// or done: whether it could be started or worked changes nothing there.
+void run_cleanup(const std::vector<std::string>& args) noexcept;
 
 // How long poll() may wait, in ms, to return by `deadline_ns` (CLOCK_MONOTONIC)
 // when it is `now_ns` (< deadline_ns): rounded up, so a wait never ends early.

@@ -101,12 +101,7 @@ private:
         for (auto [made, name] : {std::pair{&m_container_made, m_net.container_ns}, {&m_bench_made, m_net.bench_ns}}) {
             if (!*made) continue;
             *made = false;
-            try {
-                const Child child = spawn_child({"ip", "netns", "del", name}, ChildStdio{.log_path = "/dev/null"});
-                uint64_t ignored = 0;
-                (void)wait_for_child(child.pid, 30 * kNsPerSecond, ignored);
-            } catch (const Error&) {
-            }
+            run_cleanup({"ip", "netns", "del", name});
         }
     }
 
@@ -119,13 +114,7 @@ private:
 // A container whose `crun run` is gone already (reaped) may still exist: crun
 // deletes it, which also kills whatever still runs in it.
 void delete_container(const std::string& id) {
-    if (id.empty()) return;
-    try {
-        const Child child = spawn_child({"crun", "delete", "--force", id}, ChildStdio{.log_path = "/dev/null"});
-        uint64_t ignored = 0;
-        (void)wait_for_child(child.pid, 30 * kNsPerSecond, ignored);
-    } catch (const Error&) {
-    }
+    if (!id.empty()) run_cleanup({"crun", "delete", "--force", id});
 }
 
 class LegacyRunner {

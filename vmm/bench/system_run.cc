@@ -65,14 +65,7 @@ void abandon_run(pid_t pid, const std::string& system, const std::string& contai
     ::kill(pid, SIGKILL);
     int status = 0;
     (void)::waitpid(pid, &status, 0);
-    if (is_vm_system(system)) return;
-    try {
-        const Child child =
-            spawn_child({system, "delete", "--force", container_id}, ChildStdio{.log_path = "/dev/null"});
-        uint64_t ignored = 0;
-        (void)wait_for_child(child.pid, 30 * kNsPerSecond, ignored);
-    } catch (const Error&) {
-    }
+    if (!is_vm_system(system)) run_cleanup({system, "delete", "--force", container_id});
 }
 
 ConsoleWatch::ConsoleWatch(int fd, const std::string& log_path, std::string marker)

@@ -7,13 +7,12 @@
 #include <string>
 #include <vector>
 
+#include "bench/child_process.h"
 #include "bench/compare_setup.h"
 
 // What `keel bench compare` and `keel bench density` share about running a
 // system (keel, QEMU microvm, crun, runc) with the payload.
 namespace keel::bench {
-
-inline constexpr uint64_t kNsPerSecond = 1'000'000'000;
 
 [[nodiscard]] inline double ms_between(uint64_t from_ns, uint64_t to_ns) {
     return static_cast<double>(to_ns - from_ns) / 1e6;
