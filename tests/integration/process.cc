@@ -190,6 +190,7 @@ ProcessResult run_process(const std::vector<std::string>& argv, const ProcessOpt
             result.killed = true;
         }
         if (options.watch) options.watch(result.out);
+        if (options.reply) send(options.reply(result.out));
     }
     if (stdin_fd >= 0) close(stdin_fd);
     close(out_pipe[0]);

@@ -36,6 +36,10 @@ struct ProcessOptions {
     // once a second: tests start host-side work when a guest marker appears.
     // Must return at once (run anything slow on a thread of its own).
     std::function<void(const std::string& out)> watch;
+    // run_process only, with keep_stdin_open: called like `watch`; what it
+    // returns is written to stdin (a reply that depends on host-side
+    // timing, which `script` cannot express).
+    std::function<std::string(const std::string& out)> reply;
     // run_process only: called with the child's pid once it is started (a
     // test that signals keel itself, e.g. SIGTERM from its client thread).
     std::function<void(pid_t pid)> started;
