@@ -4,9 +4,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <filesystem>
 #include <fstream>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -160,6 +162,14 @@ TEST_CASE("boot_params splits initrd address and size into low and ext_ halves",
 TEST_CASE("acpi_rsdp_addr is only set for boot protocol 2.14 and newer", "[boot_params]") {
     CHECK(make_boot_params(linux_header(0x020e), boot_info()).acpi_rsdp_addr == 0xe0000);
     CHECK(make_boot_params(linux_header(0x020d), boot_info()).acpi_rsdp_addr == 0);
+}
+
+// setup_header is packed: a loader may hold it at any address (found by
+// kernel_cmdline_fuzzer, whose header sat at an odd one; UBSan objected).
+TEST_CASE("make_boot_params reads a setup header at any alignment", "[boot_params]") {
+    alignas(8) std::array<unsigned char, sizeof(setup_header) + 1> storage{};
+    const setup_header* header = new (storage.data() + 1) setup_header(linux_header());
+    CHECK(make_boot_params(*header, boot_info()).hdr.cmdline_size == 2047);
 }
 
 TEST_CASE("command lines longer than the kernel or keel accepts are refused", "[boot_params]") {

@@ -53,7 +53,9 @@ void fill_initrd(boot_params& params, const LoadedInitrd& initrd) {
 }  // namespace
 
 boot_params make_boot_params(const setup_header& header, const BootInfo& info) {
-    check_cmdline(info.cmdline, header.cmdline_size);
+    // A copy: setup_header is packed, and binding its field to the optional's
+    // const reference is undefined behaviour when the header is misaligned.
+    check_cmdline(info.cmdline, uint64_t{header.cmdline_size});
     boot_params params{};
     // boot.rst "Loading the rest of the kernel": the loader copies the file's
     // setup header into an otherwise zeroed boot_params and fills in its fields.
