@@ -94,7 +94,11 @@ TEST_CASE("bad command lines are one-line errors with exit status 2", "[cli]") {
              {"run", "--no-api", "--kernel", "bz"},
              {"run", "--api-sock", "s", "--cpus", "2"},
              {"--no-api", "--api-sock", "s", "--config-file", "vm.json"},
-             {"run", "--api-sock"}}) {
+             {"run", "--api-sock"},
+             // Newlines in the user's own text (found by cli_fuzzer) stay out of the line.
+             {"--bo\ngus"},
+             {"run", "--kernel", "bz", "--disk", "path=a\nb,bogus=1"},
+             {"jail", "--uid", "1\n2", "--", "--kernel", "bz"}}) {
         check_one_line_usage_error(parse_command_line(args));
     }
 }

@@ -186,7 +186,7 @@ CliOutcome parse_command_line(const std::vector<std::string>& given_args) {
         args.front() != "--version" && args.front() != "-V") {
         outcome.exit_code = 2;
         outcome.message_is_error = true;
-        outcome.message = "error: unknown option '" + args.front() + "' (see 'keel --help')";
+        outcome.message = "error: unknown option '" + one_line(args.front()) + "' (see 'keel --help')";
         return outcome;
     }
     // CLI11 wants argv order reversed when given a vector.
@@ -238,7 +238,7 @@ CliOutcome parse_command_line(const std::vector<std::string>& given_args) {
     } catch (const Error& e) {
         outcome.exit_code = 2;
         outcome.message_is_error = true;
-        outcome.message = std::string("error: ") + e.what();
+        outcome.message = "error: " + one_line(e.what());  // user text inside may hold newlines
         return outcome;
     }
     outcome.command = CliCommand::Run;

@@ -54,7 +54,10 @@ CliOutcome usage_error(const std::string& message) {
     CliOutcome outcome;
     outcome.exit_code = 2;
     outcome.message_is_error = true;
-    outcome.message = "error: jail: " + message + " (see 'keel jail --help')";
+    // One line, as for keel run: the message may quote the user's arguments.
+    std::string text = message;
+    std::replace(text.begin(), text.end(), '\n', ' ');
+    outcome.message = "error: jail: " + text + " (see 'keel jail --help')";
     return outcome;
 }
 
