@@ -130,14 +130,19 @@ BzImage parse_bzimage(std::span<const uint8_t> image, const std::string& name) {
 }
 
 BzImageLayout bzimage_layout(const BzImage& bz, Gpa load, const std::string& name) {
-    const setup_header& hdr = bz.header;
+    // Copies: setup_header is packed and these fields are misaligned, so
+    // binding them to a const reference (std::max, std::optional's
+    // constructor) would be undefined behaviour.
+    const uint64_t pref_address = bz.header.pref_address;
+    const uint64_t kernel_alignment = bz.header.kernel_alignment;
+    const uint64_t init_size = bz.header.init_size;
     // boot.rst "init_size": the kernel runtime start address.
-    std::optional<uint64_t> runtime_start = hdr.pref_address;
-    if (hdr.relocatable_kernel != 0) {
-        runtime_start = checked_align_up(std::max<uint64_t>(load.value, hdr.pref_address), hdr.kernel_alignment);
+    std::optional<uint64_t> runtime_start = pref_address;
+    if (bz.header.relocatable_kernel != 0) {
+        runtime_start = checked_align_up(std::max(load.value, pref_address), kernel_alignment);
     }
     const auto payload_end = load.checked_add(bz.payload_size);
-    const auto runtime_end = runtime_start ? Gpa(*runtime_start).checked_add(hdr.init_size) : std::nullopt;
+    const auto runtime_end = runtime_start ? Gpa(*runtime_start).checked_add(init_size) : std::nullopt;
     if (!payload_end || !runtime_end) {
         fail(name, "has a pref_address/kernel_alignment/init_size that overflows the address space");
     }
@@ -145,7 +150,7 @@ BzImageLayout bzimage_layout(const BzImage& bz, Gpa load, const std::string& nam
     layout.load = load;
     layout.entry64 = load.unchecked_add(kBzImageEntry64Offset);
     layout.runtime_start = Gpa(*runtime_start);
-    layout.init_size = hdr.init_size;
+    layout.init_size = init_size;
     layout.end = std::max(*payload_end, *runtime_end);
     return layout;
 }
