@@ -248,6 +248,14 @@ void kick_and_run(Rig& rig, Entropy& entropy, bool kick) {
         }
     }
     collect_used(rig, entropy);
+    // A kick makes the device take every published chain (the queue holds
+    // fewer than a wakeup's budget), so a readable one still waiting means
+    // the device must have given up on it and asked for a reset.
+    if (kick && !rig.hostile && rig.queues[0].active()) {
+        for (const auto& entry : rig.offered) {
+            if (entry.second.has_readable) check(rig.notifier.needs_reset());
+        }
+    }
 }
 
 void run_op(virtio::RngDevice& device, Rig& rig, Entropy& entropy, Input& in) {
