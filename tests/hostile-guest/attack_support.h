@@ -12,7 +12,8 @@
 
 namespace hostile {
 
-inline constexpr uint32_t kObserveMs = 3000;
+// How long an attack waits for the device to react (see kWaitMs in driver.cc).
+inline constexpr uint32_t kObserveMs = 10000;
 inline constexpr uint64_t kBeyondRam = 0x3'0000'0000;  // 12 GiB: no RAM, no device
 inline constexpr uint64_t kMmioHoleStart = 0xC000'0000;
 inline constexpr uint8_t kDriverOkStatus =

@@ -16,7 +16,9 @@ constexpr uint64_t kArenaStart = 16ull << 20;
 constexpr uint64_t kArenaEnd = 48ull << 20;
 uint64_t arena_next = kArenaStart;
 
-constexpr uint32_t kWaitMs = 5000;
+// Generous: an answer normally takes milliseconds, but the emulated sandbox can stall a
+// vCPU or keel's event loop for seconds, and waiting only costs time when a device fails.
+constexpr uint32_t kWaitMs = 20000;
 constexpr uint8_t kCanary = 0xA5;
 constexpr uint32_t kCanaryBytes = 64;
 constexpr uint32_t kNetRxBuffer = 2048;
