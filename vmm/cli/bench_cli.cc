@@ -8,6 +8,7 @@
 
 #include "bench/system_run.h"
 #include "cli/cli.h"
+#include "cli/one_line.h"
 #include "common/error.h"
 #include "common/units.h"
 
@@ -159,12 +160,6 @@ BenchOutcome parse_bench_boot(const std::vector<std::string>& args) {
     outcome.boot = std::move(options);
     outcome.command = BenchOutcome::Command::Boot;
     return outcome;
-}
-
-std::string one_line(std::string text) {
-    std::replace(text.begin(), text.end(), '\n', ' ');
-    while (!text.empty() && text.back() == ' ') text.pop_back();
-    return text;
 }
 
 // The options compare and density share: the guest, its payload and size.

@@ -11,6 +11,7 @@
 
 #include "api/config_file.h"
 #include "cli/jail_cli.h"
+#include "cli/one_line.h"
 #include "common/error.h"
 #include "common/units.h"
 #include "keel/version.h"
@@ -127,12 +128,6 @@ void apply_config_file(const std::string& path, bool log_level_given, CliOutcome
     }
     if (const auto& logger = resources.logger()) apply_logger_config(*logger, log_level_given, outcome.log);
     outcome.resources = std::move(resources);
-}
-
-std::string one_line(std::string text) {
-    std::replace(text.begin(), text.end(), '\n', ' ');
-    while (!text.empty() && text.back() == ' ') text.pop_back();
-    return text;
 }
 
 // The options that describe the VM (what --config-file replaces).

@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 
+#include "cli/one_line.h"
 #include "common/error.h"
 
 namespace keel {
@@ -54,10 +55,7 @@ CliOutcome usage_error(const std::string& message) {
     CliOutcome outcome;
     outcome.exit_code = 2;
     outcome.message_is_error = true;
-    // One line, as for keel run: the message may quote the user's arguments.
-    std::string text = message;
-    std::replace(text.begin(), text.end(), '\n', ' ');
-    outcome.message = "error: jail: " + text + " (see 'keel jail --help')";
+    outcome.message = "error: jail: " + one_line(message) + " (see 'keel jail --help')";
     return outcome;
 }
 
