@@ -44,6 +44,7 @@
 #include "arch/x86_64/mptable.h"
 #include "common/error.h"
 #include "fuzz_input.h"
+#include "sentinel_ram.h"
 #include "memory/guest_memory.h"
 
 namespace {
@@ -56,28 +57,15 @@ namespace x86 = keel::x86;
 namespace acpi = keel::x86::acpi;
 
 constexpr uint64_t kRamSize = 0x100000;
-constexpr uint8_t kSentinel = 0x5a;
 
-GuestMemory& memory() {
-    static GuestMemory m = GuestMemory::create({{Gpa{0}, kRamSize}});
-    return m;
+keel::fuzz::SentinelRam& sentinel_ram() {
+    static keel::fuzz::SentinelRam instance(kRamSize);
+    return instance;
 }
-
-uint8_t* ram() {
-    static uint8_t* const host = memory().regions()[0].host;
-    return host;
-}
-
-void reset_ram() {
-    std::memset(ram(), kSentinel, kRamSize);
-}
-
-// Compares against a sentinel copy: the fuzz build is unoptimised, so a
-// byte loop over the MiB would dominate every run.
-bool untouched(uint64_t start, uint64_t end) {
-    static const std::vector<uint8_t> sentinel(kRamSize, kSentinel);
-    return end <= start || std::memcmp(ram() + start, sentinel.data(), end - start) == 0;
-}
+GuestMemory& memory() { return sentinel_ram().memory(); }
+uint8_t* ram() { return sentinel_ram().bytes(); }
+void reset_ram() { sentinel_ram().fill(); }
+bool untouched(uint64_t start, uint64_t end) { return sentinel_ram().untouched(start, end); }
 
 bool untouched_outside(uint64_t start, uint64_t end) {
     return untouched(0, start) && untouched(end, kRamSize);

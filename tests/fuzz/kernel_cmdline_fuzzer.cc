@@ -41,6 +41,7 @@
 #include "common/error.h"
 #include "core/virtio_placement.h"
 #include "fuzz_input.h"
+#include "sentinel_ram.h"
 #include "memory/guest_memory.h"
 #include "virtio/mmio_transport.h"
 
@@ -52,22 +53,14 @@ using keel::fuzz::check;
 namespace x86 = keel::x86;
 
 constexpr uint64_t kRamSize = 0x40000;  // covers the zero page, PVH info and the command line
-constexpr uint8_t kSentinel = 0x5a;
 
-GuestMemory& memory() {
-    static GuestMemory m = GuestMemory::create({{Gpa{0}, kRamSize}});
-    return m;
+keel::fuzz::SentinelRam& sentinel_ram() {
+    static keel::fuzz::SentinelRam instance(kRamSize);
+    return instance;
 }
-
-uint8_t* ram() {
-    static uint8_t* const host = memory().regions()[0].host;
-    return host;
-}
-
-bool untouched(uint64_t start, uint64_t end) {
-    static const std::vector<uint8_t> sentinel(kRamSize, kSentinel);
-    return end <= start || std::memcmp(ram() + start, sentinel.data(), end - start) == 0;
-}
+GuestMemory& memory() { return sentinel_ram().memory(); }
+uint8_t* ram() { return sentinel_ram().bytes(); }
+bool untouched(uint64_t start, uint64_t end) { return sentinel_ram().untouched(start, end); }
 
 // The kernel's view (and keel's promise): words split on whitespace, the
 // last acpi= wins.
@@ -132,7 +125,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const bool map_too_big = map_entries > (pvh ? pvh_capacity : E820_MAX_ENTRIES_ZEROPAGE);
     const bool must_fail = has_nul || too_long || map_too_big;
 
-    std::memset(ram(), kSentinel, kRamSize);
+    sentinel_ram().fill();
     try {
         if (pvh) {
             x86::write_pvh_boot_info(memory(), info);
