@@ -44,14 +44,9 @@ uint16_t request_with_buffer(Device& d, uint64_t addr, uint32_t len, uint16_t ex
     if (d.kind != DeviceKind::Block) {
         return observe(d, ring.add(addr, len, static_cast<uint16_t>(data_flags(d) | extra_flags)));
     }
-    auto* header = arena_new<virtio_blk_outhdr>();
-    header->type = VIRTIO_BLK_T_IN;
-    auto* status = arena_new<uint8_t>();
-    *status = 0xFF;
-    const uint16_t status_desc = ring.add(gpa_of(status), 1, VRING_DESC_F_WRITE);
-    const uint16_t data_desc =
-        ring.add(addr, len, static_cast<uint16_t>(VRING_DESC_F_WRITE | VRING_DESC_F_NEXT | extra_flags), status_desc);
-    return observe(d, ring.add(gpa_of(header), sizeof(*header), VRING_DESC_F_NEXT, data_desc), status);
+    const BlockChain chain = build_block_chain(d, VIRTIO_BLK_T_IN, 0, sizeof(virtio_blk_outhdr), addr, len,
+                                               static_cast<uint16_t>(VRING_DESC_F_WRITE | extra_flags));
+    return observe(d, chain.head, chain.status);
 }
 
 uint16_t ignored_if_still_works(Device& d) {

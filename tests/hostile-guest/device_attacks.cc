@@ -14,16 +14,9 @@ namespace hostile {
 // --- virtio-blk requests ---
 
 static uint16_t blk_request(Device& d, uint32_t type, uint64_t sector, uint32_t header_len, uint32_t data_len) {
-    Ring& ring = request_ring(d);
-    auto* header = arena_new<virtio_blk_outhdr>();
-    header->type = type;
-    header->sector = sector;
-    auto* status = arena_new<uint8_t>();
-    *status = 0xFF;
-    const uint16_t status_desc = ring.add(gpa_of(status), 1, VRING_DESC_F_WRITE);
-    const uint16_t data_desc =
-        ring.add(arena_alloc(data_len + 1), data_len, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, status_desc);
-    return observe(d, ring.add(gpa_of(header), header_len, VRING_DESC_F_NEXT, data_desc), status);
+    const BlockChain chain =
+        build_block_chain(d, type, sector, header_len, arena_alloc(data_len + 1), data_len, VRING_DESC_F_WRITE);
+    return observe(d, chain.head, chain.status);
 }
 
 uint16_t blk_sector_past_capacity(Device& d) {

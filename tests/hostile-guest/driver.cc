@@ -305,24 +305,29 @@ bool wait_needs_reset(Device& device, uint32_t timeout_ms) {
     return false;
 }
 
-uint8_t block_request(Device& device, uint32_t type, uint64_t sector, uint8_t* data, uint32_t length) {
+BlockChain build_block_chain(Device& device, uint32_t type, uint64_t sector, uint32_t header_len, uint64_t data_addr,
+                             uint32_t data_len, uint16_t data_flags) {
     Ring& ring = device.rings[0];
     auto* header = arena_new<virtio_blk_outhdr>();
     header->type = type;
     header->sector = sector;
     auto* status = arena_new<uint8_t>();
     *status = 0xFF;
+    // Built from the tail, so each descriptor names the one after it.
+    const uint16_t status_desc = ring.add(gpa_of(status), 1, VRING_DESC_F_WRITE);
+    const uint16_t data_desc =
+        ring.add(data_addr, data_len, static_cast<uint16_t>(data_flags | VRING_DESC_F_NEXT), status_desc);
+    return {ring.add(gpa_of(header), header_len, VRING_DESC_F_NEXT, data_desc), status};
+}
+
+uint8_t block_request(Device& device, uint32_t type, uint64_t sector, uint8_t* data, uint32_t length) {
     const uint16_t data_flags = type == VIRTIO_BLK_T_IN ? VRING_DESC_F_WRITE : 0;
-    // Descriptors are handed out in order, so the chain is head, head+1, head+2.
-    const auto head = static_cast<uint16_t>(ring.next_desc % ring.size);
-    ring.add(gpa_of(header), sizeof(*header), VRING_DESC_F_NEXT, static_cast<uint16_t>((head + 1) % ring.size));
-    ring.add(gpa_of(data), length, static_cast<uint16_t>(data_flags | VRING_DESC_F_NEXT),
-             static_cast<uint16_t>((head + 2) % ring.size));
-    ring.add(gpa_of(status), 1, VRING_DESC_F_WRITE);
-    ring.publish(head);
+    const BlockChain chain =
+        build_block_chain(device, type, sector, sizeof(virtio_blk_outhdr), gpa_of(data), length, data_flags);
+    device.rings[0].publish(chain.head);
     device.transport->notify(0);
     if (!wait_used(device, 0, kWaitMs)) return 0xFF;
-    return *status;
+    return *chain.status;
 }
 
 bool prove_works(Device& device) {

@@ -87,6 +87,16 @@ bool wait_used(Device& device, uint16_t queue, uint32_t timeout_ms, uint32_t* le
 bool wait_needs_reset(Device& device, uint32_t timeout_ms);
 [[nodiscard]] bool needs_reset(Device& device);
 
+// A virtio-blk request chain on queue 0, not yet published: `header_len`
+// bytes of a virtio_blk_outhdr (type, sector), the data buffer with
+// `data_flags` (plus NEXT), and a device-writable status byte preset to 0xFF.
+struct BlockChain {
+    uint16_t head;
+    uint8_t* status;
+};
+BlockChain build_block_chain(Device& device, uint32_t type, uint64_t sector, uint32_t header_len, uint64_t data_addr,
+                             uint32_t data_len, uint16_t data_flags);
+
 // A blk request against the device's request queue, built correctly: the
 // header, `data` (device-writable for reads), the status byte. Returns the
 // status byte the device wrote, or 0xFF when the request was not answered.

@@ -134,7 +134,7 @@ void run_attacks(Device& d) {
     uint32_t count = 0;
     const Attack* list = attacks(&count);
     const uint8_t kind_bit = d.kind == DeviceKind::Block ? kBlock : d.kind == DeviceKind::Net ? kNet : kRng;
-    const bool pci = d.transport->name()[0] == 'p';
+    const bool pci = d.transport->is_pci();
     for (uint32_t i = 0; i < count; ++i) {
         const Attack& attack = list[i];
         if ((attack.devices & kind_bit) == 0 || (attack.pci_only && !pci)) continue;
@@ -192,7 +192,7 @@ extern "C" [[noreturn]] void hostile_main(uint64_t start_info_address) {
     random_mmio_pokes(kRandomPokes, 0xFACADE, g_ram_top);
     for (unsigned i = 0; i < device_count; ++i) {
         Device& d = devices[i];
-        if (d.transport->name()[0] == 'p') {
+        if (d.transport->is_pci()) {
             auto& pci = static_cast<PciTransport&>(*d.transport);
             (void)pci.init(pci.slot());
             PciTransport::config_write16(pci.slot(), static_cast<uint16_t>(pci.msix_capability() + 2), 0);

@@ -12,7 +12,7 @@ namespace hostile {
 // The device-status register: a random write there would start the device
 // on garbage rings that point into this guest's own memory.
 static bool is_status_register(const Device& d, uint64_t offset, unsigned width) {
-    const uint64_t status = d.transport->name()[0] == 'm' ? 0x70 : VIRTIO_PCI_COMMON_STATUS;
+    const uint64_t status = d.transport->status_register() - d.transport->window_base();
     return offset <= status + 3 && status < offset + width;
 }
 

@@ -5,6 +5,8 @@
 // accessors are raw: they write what they are given, valid or not, because
 // attacking keel is the point.
 
+#include <linux/virtio_mmio.h>
+#include <linux/virtio_pci.h>
 #include <stdint.h>
 
 namespace hostile {
@@ -40,6 +42,9 @@ public:
     // for out-of-range accesses.
     [[nodiscard]] virtual uint64_t window_base() const = 0;
     [[nodiscard]] virtual uint64_t window_size() const = 0;
+    // The guest-physical address of the device-status register.
+    [[nodiscard]] virtual uint64_t status_register() const = 0;
+    [[nodiscard]] virtual bool is_pci() const = 0;
 
 protected:
     // Never deleted through the interface (this guest has no heap).
@@ -71,6 +76,8 @@ public:
     void write_config8(uint32_t offset, uint8_t value) override;
     [[nodiscard]] uint64_t window_base() const override { return m_base; }
     [[nodiscard]] uint64_t window_size() const override { return 0x1000; }
+    [[nodiscard]] uint64_t status_register() const override { return m_base + VIRTIO_MMIO_STATUS; }
+    [[nodiscard]] bool is_pci() const override { return false; }
 
     // The magic value and version 2 (the modern layout) are there.
     [[nodiscard]] static bool present(uint64_t base);
@@ -107,6 +114,8 @@ public:
     void write_config8(uint32_t offset, uint8_t value) override;
     [[nodiscard]] uint64_t window_base() const override { return m_bar; }
     [[nodiscard]] uint64_t window_size() const override { return m_bar_size; }
+    [[nodiscard]] uint64_t status_register() const override { return m_common + VIRTIO_PCI_COMMON_STATUS; }
+    [[nodiscard]] bool is_pci() const override { return true; }
 
     [[nodiscard]] uint8_t slot() const { return m_slot; }
     [[nodiscard]] uint8_t msix_capability() const { return m_msix_cap; }
